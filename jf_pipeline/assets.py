@@ -1,0 +1,267 @@
+"""Per-tenant assets: raw files -> clean tables -> the published DuckDB tables.
+
+Thin shell over `jf_pipeline.core`: read from the landing store, call the core, write
+to the warehouse, report metadata for the Dagster UI.
+"""
+
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    TableColumn,
+    TableSchema,
+    asset,
+    multi_asset,
+)
+
+from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec
+from jf_pipeline.core.cleaning import CleanTable, clean_table
+from jf_pipeline.core.landing import LandingFile, landing_version
+from jf_pipeline.core.problems import count_by_severity, empty_problems, file_problem
+from jf_pipeline.core.publication import publication
+from jf_pipeline.core.reading import ReadTable, empty_table, read_table
+from jf_pipeline.partitions import tenants
+from jf_pipeline.resources import LandingStore, Warehouse
+
+WAREHOUSE_POOL = "duckdb_warehouse"
+"""Concurrency pool of every DuckDB writer; the instance config limits it to 1."""
+
+RAW_GROUP, CLEAN_GROUP, WAREHOUSE_GROUP = "landing", "cleaning", "warehouse"
+OWNERS = ["team:data-engineering"]
+
+_RAW_DESCRIPTIONS = {
+    "deals": "The tenant's CRM deals export (deals.csv) exactly as delivered: every cell a "
+    "string, headers matched to the contract's names. The source of every deal Jointflows "
+    "users can turn into a customer project.",
+    "accounts": "The tenant's accounts export (accounts.csv) as delivered. Optional: it fills "
+    "the account name, URL and industry that a deal row leaves blank.",
+    "contacts": "The tenant's contacts export (contacts.csv) as delivered. Optional: the "
+    "people shown in each project's digital sales room.",
+}
+_CLEAN_DESCRIPTIONS = {
+    "deals": "Deals typed and validated: close dates as dates, values as DECIMAL(18,2), owner "
+    "e-mails checked, URLs normalised, duplicates resolved (last row wins). Rows with errors "
+    "are left out and reported.",
+    "accounts": "Accounts typed and validated, one row per account id (last row wins).",
+    "contacts": "Contacts typed and validated, one row per contact id (last row wins).",
+}
+
+
+@dataclass
+class RawFile:
+    """A landing file as read: the string table, what was read, and the reading problems."""
+
+    table: ReadTable
+    source: LandingFile | None
+
+
+def _markdown(frame: pl.DataFrame, rows: int = 5) -> MetadataValue:
+    with pl.Config(
+        tbl_formatting="ASCII_MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+        tbl_cols=-1,
+        fmt_str_lengths=40,
+        tbl_width_chars=10_000,
+    ):
+        return MetadataValue.md(str(frame.head(rows)))
+
+
+def _schema(frame: pl.DataFrame) -> TableSchema:
+    return TableSchema(
+        columns=[TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+    )
+
+
+def _by_reason(problems: pl.DataFrame) -> dict[str, int]:
+    return dict(sorted(problems.group_by("reason").len().iter_rows()))
+
+
+def raw_file_asset(spec: FileSpec):
+    @asset(
+        name=f"raw_{spec.dataset}",
+        partitions_def=tenants,
+        group_name=RAW_GROUP,
+        kinds={"csv", "polars"},
+        owners=OWNERS,
+        description=_RAW_DESCRIPTIONS[spec.dataset],
+    )
+    def raw_file(context: AssetExecutionContext, landing: LandingStore) -> Output[RawFile]:
+        tenant = context.partition_key
+        obj = landing.read(tenant, spec.file_name)
+        if obj is not None:
+            table = read_table(obj.data, spec)
+        elif spec is DEALS:
+            table = ReadTable(
+                frame=empty_table(spec),
+                rejected=True,
+                problems=file_problem(
+                    spec.file_name,
+                    "file_missing",
+                    f"{spec.file_name} is missing from the landing folder; no deal can be "
+                    "imported, and the previously published deals are kept",
+                ),
+            )
+        else:
+            table = ReadTable(frame=empty_table(spec), problems=empty_problems(), rejected=False)
+        source = obj.file if obj else None
+        metadata = {
+            "present": obj is not None,
+            "rejected": table.rejected,
+            "dagster/row_count": table.frame.height,
+            "source_key": source.key if source else "(absent)",
+            "source_version": source.version if source else "(absent)",
+            "source_size_bytes": source.size if source else 0,
+            "encoding": table.encoding or "",
+            "delimiter": json.dumps(table.delimiter) if table.delimiter else "",
+            "header_mapping": MetadataValue.json(table.header_mapping),
+            "ignored_columns": ", ".join(table.ignored_columns),
+            "problems": MetadataValue.json(_by_reason(table.problems)),
+            "dagster/column_schema": _schema(table.frame),
+            "preview": _markdown(table.frame),
+        }
+        if source and source.modified:
+            metadata["source_modified"] = MetadataValue.timestamp(source.modified)
+        if obj is None:
+            context.log.info(f"{spec.file_name} is absent for tenant {tenant}: empty frame")
+        return Output(RawFile(table, source), metadata=metadata)
+
+    return raw_file
+
+
+def clean_file_asset(spec: FileSpec):
+    @asset(
+        name=f"clean_{spec.dataset}",
+        partitions_def=tenants,
+        group_name=CLEAN_GROUP,
+        kinds={"polars"},
+        owners=OWNERS,
+        description=_CLEAN_DESCRIPTIONS[spec.dataset],
+        ins={"raw": AssetIn(f"raw_{spec.dataset}")},
+    )
+    def clean_file(raw: RawFile) -> Output[CleanTable]:
+        cleaned = replace(
+            clean_table(raw.table, spec), source_version=raw.source.version if raw.source else None
+        )
+        severity = count_by_severity(cleaned.problems)
+        return Output(
+            cleaned,
+            metadata={
+                "dagster/row_count": cleaned.rows.height,
+                "rejected": cleaned.rejected,
+                "errors": severity["error"],
+                "warnings": severity["warning"],
+                "problems_by_reason": MetadataValue.json(_by_reason(cleaned.problems)),
+                "dagster/column_schema": _schema(cleaned.rows),
+                "preview": _markdown(cleaned.rows),
+            },
+        )
+
+    return clean_file
+
+
+raw_assets = [raw_file_asset(spec) for spec in FILES.values()]
+clean_assets = [clean_file_asset(spec) for spec in FILES.values()]
+
+_PUBLISHED = {
+    "importable_deals": (
+        ["clean_deals", "clean_accounts"],
+        "The deals Jointflows users browse and turn into customer projects: every valid deal "
+        "with its account filled in (deal-row data first, then accounts.csv).",
+    ),
+    "accounts": (
+        ["clean_accounts", "clean_deals"],
+        "The tenant's accounts: accounts.csv merged with the account data inline in deals.csv, "
+        "deal data taking precedence field by field.",
+    ),
+    "importable_contacts": (
+        ["clean_contacts", "clean_accounts", "clean_deals"],
+        "The tenant's contacts, for each project's digital sales room. Contacts with unknown "
+        "accounts or managers are kept and reported.",
+    ),
+    "rejected_rows": (
+        ["clean_deals", "clean_accounts", "clean_contacts"],
+        "Every row that was left out and every value that was changed or doubted, with a "
+        "stable reason code and a message for the customer's admin.",
+    ),
+}
+
+
+def _table_schema(table: str) -> TableSchema:
+    return TableSchema(columns=[TableColumn(c, t) for c, t in WAREHOUSE_TABLES[table][1]])
+
+
+@multi_asset(
+    name="publish_tenant",
+    specs=[
+        AssetSpec(
+            name,
+            deps=deps,
+            description=description,
+            group_name=WAREHOUSE_GROUP,
+            kinds={"duckdb"},
+            owners=OWNERS,
+            partitions_def=tenants,
+            skippable=name != "rejected_rows",
+            metadata={
+                "dagster/column_schema": _table_schema(name),
+                "dagster/table_name": f"main.{name}",
+            },
+        )
+        for name, (deps, description) in _PUBLISHED.items()
+    ],
+    ins={f"clean_{d}": AssetIn(f"clean_{d}") for d in FILES},
+    partitions_def=tenants,
+    pool=WAREHOUSE_POOL,
+    can_subset=False,
+)
+def publish_tenant(
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    clean_deals: CleanTable,
+    clean_accounts: CleanTable,
+    clean_contacts: CleanTable,
+):
+    """Replace the tenant's rows in every published table in one DuckDB transaction."""
+    tenant = context.partition_key
+    result = publication(
+        clean_deals,
+        clean_accounts,
+        clean_contacts,
+        lambda: warehouse.published_account_ids(tenant),
+    )
+    versions = {
+        "deals": clean_deals.source_version,
+        "accounts": clean_accounts.source_version,
+        "contacts": clean_contacts.source_version,
+    }
+    ingestion = {
+        "run_id": context.run.run_id,
+        "finished_at": datetime.now(UTC),
+        "outcome": result.outcome,
+        "landing_version": landing_version({f"{d}.csv": v for d, v in versions.items()}),
+        **{f"{d}_version": v for d, v in versions.items()},
+        **result.counts(),
+    }
+    warehouse.publish_tenant(tenant, result.tables(), ingestion)
+    for name, frame in result.tables().items():
+        if frame is None:
+            context.log.warning(f"{name}: a rejected file kept tenant {tenant}'s published rows")
+            continue
+        yield MaterializeResult(
+            asset_key=name,
+            metadata={
+                "dagster/row_count": frame.height,
+                "outcome": result.outcome,
+                "warehouse": warehouse.path,
+                "preview": _markdown(frame),
+            },
+        )

@@ -1,0 +1,170 @@
+"""`jf`: the pipeline's command line for people and scripts.
+
+    jf ingest [--landing ROOT] [--warehouse PATH] [--tenant ID ...] [--all]
+
+Runs the same Dagster assets as the sensor-driven runs, in-process and headless, once per
+tenant whose landing files changed since its last ingestion (or the named tenants).
+
+Exit codes: 0 every selected tenant ran (rejected rows and files are in rejected_rows);
+1 at least one tenant's run failed or a named tenant has no landing folder; 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import polars as pl
+from dagster import DagsterInstance, materialize, mem_io_manager
+
+from jf_pipeline import warehouse as wh
+from jf_pipeline.contract import is_valid_tenant_id
+from jf_pipeline.core.landing import landing_version, survey
+from jf_pipeline.definitions import all_assets, build_resources
+from jf_pipeline.partitions import tenants as tenants_partitions
+from jf_pipeline.resources import landing_store_from_uri, warehouse_from_path
+
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+SUMMARY_COLUMNS = [
+    ("tenant", "tenant_id"),
+    ("outcome", "outcome"),
+    ("deals", "deals_published"),
+    ("rejected", "deals_rejected"),
+    ("accounts", "accounts_published"),
+    ("contacts", "contacts_published"),
+    ("errors", "errors"),
+    ("warnings", "warnings"),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jf", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    ingest = commands.add_parser(
+        "ingest",
+        help="ingest changed tenants once, headless, and print a summary",
+        description="Run raw -> clean -> publish for every tenant whose files changed since "
+        "its last ingestion (or the tenants named with --tenant).",
+        epilog="Exit codes: 0 all selected tenants ran; 1 a tenant failed; 2 bad usage.",
+    )
+    ingest.add_argument(
+        "--landing",
+        help="landing root: a folder or s3://bucket/prefix (default: $JF_LANDING or data/landing)",
+    )
+    ingest.add_argument(
+        "--warehouse", help="DuckDB file (default: $JF_WAREHOUSE or data/warehouse.duckdb)"
+    )
+    ingest.add_argument(
+        "--tenant",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="ingest this tenant even if unchanged (repeatable)",
+    )
+    ingest.add_argument("--all", action="store_true", help="ingest every tenant, changed or not")
+    return parser
+
+
+def _format_table(rows: list[dict]) -> str:
+    header = [title for title, _ in SUMMARY_COLUMNS]
+    body = [
+        ["" if row.get(key) is None else str(row.get(key)) for _, key in SUMMARY_COLUMNS]
+        for row in rows
+    ]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=False)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)).rstrip()
+        for line in [header, *body]
+    ]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def ingest(
+    landing_uri: str | None, warehouse_path: str | None, named: list[str], everything: bool
+) -> int:
+    landing = landing_store_from_uri(landing_uri)
+    warehouse = warehouse_from_path(warehouse_path)
+    found = survey(landing.list_files())
+    for name in found.invalid_tenants:
+        print(f"skipped landing folder {name!r}: not a valid tenant id", file=sys.stderr)
+
+    failed = False
+    if named:
+        selected = []
+        for tenant in named:
+            if not is_valid_tenant_id(tenant) or tenant not in found.tenants:
+                print(
+                    f"no landing folder for tenant {tenant!r} in {landing.describe()}",
+                    file=sys.stderr,
+                )
+                failed = True
+            elif tenant not in selected:
+                selected.append(tenant)
+    else:
+        published = {
+            row["tenant_id"]: row["landing_version"]
+            for row in wh.last_ingestions(warehouse.path).iter_rows(named=True)
+        }
+        selected = [
+            tenant
+            for tenant, files in sorted(found.tenants.items())
+            if files
+            and (
+                everything
+                or published.get(tenant)
+                != landing_version({name: f.version for name, f in files.items()})
+            )
+        ]
+    if not selected:
+        print(
+            f"nothing to ingest: no tenant in {landing.describe()} changed since its last ingestion"
+        )
+        return 1 if failed else 0
+
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(tenants_partitions.name, selected)
+    resources = build_resources(landing, warehouse, mem_io_manager)
+    rows = []
+    for index, tenant in enumerate(selected, 1):
+        started = time.monotonic()
+        print(f"[{index}/{len(selected)}] {tenant} ...", end="", file=sys.stderr, flush=True)
+        result = materialize(
+            all_assets,
+            partition_key=tenant,
+            instance=instance,
+            resources=resources,
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+        )
+        print(
+            f" {'ok' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s",
+            file=sys.stderr,
+        )
+        if not result.success:
+            failed = True
+            rows.append({"tenant_id": tenant, "outcome": "failed"})
+            for event in result.all_events:
+                if event.is_failure and event.step_failure_data and event.step_failure_data.error:
+                    print(
+                        f"  {tenant}: {event.step_failure_data.error.message.strip()}",
+                        file=sys.stderr,
+                    )
+            continue
+        done = wh.last_ingestions(warehouse.path).filter(pl.col("tenant_id") == tenant)
+        rows.append(
+            done.row(0, named=True) if done.height else {"tenant_id": tenant, "outcome": "?"}
+        )
+    print(_format_table(rows))
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "ingest":
+        return ingest(args.landing, args.warehouse, args.tenant, args.all)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""The one declarative table of what customers' files contain and what we publish.
+
+The reader, the cleaners, the warehouse DDL, the docs and the tests all read from here:
+adding a column is one line in a `FileSpec`. Names follow ../shared/CONTRACT.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """How a column's strings are cleaned and which warehouse type they land as."""
+
+    TEXT = "text"
+    ID = "id"
+    DATE = "date"
+    MONEY = "money"
+    EMAIL = "email"
+    URL = "url"
+
+
+DUCKDB_TYPES = {
+    Kind.TEXT: "VARCHAR",
+    Kind.ID: "VARCHAR",
+    Kind.DATE: "DATE",
+    Kind.MONEY: "DECIMAL(18,2)",
+    Kind.EMAIL: "VARCHAR",
+    Kind.URL: "VARCHAR",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a landing file.
+
+    `required`: the file is rejected without it. `value_required`: a row with a missing
+    or invalid value is an error (defaults to `required`). `aliases`: other CRMs' export
+    labels meaning exactly the same thing, matched ignoring case, spaces and punctuation.
+    `output`: the warehouse column name, when it differs from the file's.
+    """
+
+    name: str
+    kind: Kind = Kind.TEXT
+    required: bool = False
+    value_required: bool | None = None
+    aliases: tuple[str, ...] = ()
+    output: str | None = None
+
+    @property
+    def out(self) -> str:
+        return self.output or self.name
+
+    @property
+    def must_have_value(self) -> bool:
+        return self.required if self.value_required is None else self.value_required
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One of the three files a tenant drops, and the column that identifies its rows."""
+
+    dataset: str
+    key: str
+    columns: tuple[Column, ...]
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.dataset}.csv"
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+T, ID, DATE, MONEY, EMAIL, URL = Kind.TEXT, Kind.ID, Kind.DATE, Kind.MONEY, Kind.EMAIL, Kind.URL
+
+DEALS = FileSpec(
+    dataset="deals",
+    key="deal_unique_id",
+    columns=(
+        Column("Name", T, True, aliases=("Deal Name", "Opportunity Name"), output="name"),
+        Column(
+            "target_close_date",
+            DATE,
+            True,
+            aliases=("Close Date", "CloseDate", "Expected Close Date"),
+        ),
+        Column(
+            "owner_email",
+            EMAIL,
+            True,
+            aliases=("Owner Email", "Deal Owner Email", "Opportunity Owner Email"),
+        ),
+        Column(
+            "value",
+            MONEY,
+            True,
+            aliases=("Amount", "Deal Value", "Deal Amount", "Opportunity Amount"),
+        ),
+        Column("deal_unique_id", ID, True, aliases=("Record ID", "Deal ID", "Opportunity ID")),
+        Column(
+            "account_unique_id",
+            ID,
+            True,
+            aliases=("Account ID", "Company ID", "Associated Company ID"),
+        ),
+        Column("deal_stage", T, aliases=("Deal Stage", "Stage", "StageName")),
+        Column("pipeline_id", T, aliases=("Pipeline", "Pipeline ID")),
+        Column("project_type", T, aliases=("Project Type",)),
+        Column("description", T, aliases=("Deal Description",)),
+        Column("account_name", T, aliases=("Account Name", "Company Name")),
+        Column("account_url", URL, aliases=("Account Website", "Company Website", "Website")),
+        Column("account_industry", T, aliases=("Account Industry", "Industry")),
+    ),
+)
+
+ACCOUNTS = FileSpec(
+    dataset="accounts",
+    key="unique_id",
+    columns=(
+        # Deals can supply an account's name and URL inline, so a blank one here is a
+        # warning, not a rejected row.
+        Column("name", T, True, value_required=False, aliases=("Account Name", "Company Name")),
+        Column(
+            "unique_id",
+            ID,
+            True,
+            aliases=("Account ID", "Company ID", "Record ID"),
+            output="account_unique_id",
+        ),
+        Column(
+            "url",
+            URL,
+            True,
+            value_required=False,
+            aliases=("Website", "Company Domain Name", "Domain"),
+        ),
+        Column("industry", T, aliases=("Industry",)),
+    ),
+)
+
+CONTACTS = FileSpec(
+    dataset="contacts",
+    key="contact_unique_id",
+    columns=(
+        Column("first_name", T, True, aliases=("First Name", "FirstName")),
+        Column("last_name", T, True, aliases=("Last Name", "LastName")),
+        Column("email_address", EMAIL, True, aliases=("Email", "E-mail", "Email Address")),
+        Column(
+            "account_unique_id",
+            ID,
+            True,
+            aliases=("Account ID", "Company ID", "Associated Company ID"),
+        ),
+        Column("contact_unique_id", ID, True, aliases=("Contact ID", "Record ID")),
+        Column("role", T, aliases=("Title", "Job Title")),
+        Column("phone_number", T, aliases=("Phone", "Phone Number")),
+        Column("linkedin_url", URL, aliases=("LinkedIn", "LinkedIn URL", "LinkedIn Profile")),
+        Column("reports_to_id", ID, aliases=("Reports To ID", "ReportsToId")),
+    ),
+)
+
+FILES: dict[str, FileSpec] = {spec.dataset: spec for spec in (DEALS, ACCOUNTS, CONTACTS)}
+FILE_NAMES: dict[str, FileSpec] = {spec.file_name: spec for spec in FILES.values()}
+
+ACCOUNT_FIELDS = {"name": "account_name", "url": "account_url", "industry": "account_industry"}
+"""accounts.csv column -> the deal column it fills when the deal row leaves it blank."""
+
+# Warehouse tables: name -> (key columns, [(column, DuckDB type)]). Order is the contract's.
+_deal_types = {c.out: DUCKDB_TYPES[c.kind] for c in DEALS.columns}
+_contact_types = {c.out: DUCKDB_TYPES[c.kind] for c in CONTACTS.columns}
+WAREHOUSE_TABLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
+    "importable_deals": (
+        ("tenant_id", "deal_unique_id"),
+        [("tenant_id", "VARCHAR")]
+        + [
+            (c, _deal_types[c])
+            for c in (
+                "deal_unique_id",
+                "name",
+                "target_close_date",
+                "owner_email",
+                "value",
+                "deal_stage",
+                "pipeline_id",
+                "project_type",
+                "description",
+                "account_unique_id",
+                "account_name",
+                "account_url",
+                "account_industry",
+            )
+        ],
+    ),
+    "importable_contacts": (
+        ("tenant_id", "contact_unique_id"),
+        [("tenant_id", "VARCHAR")]
+        + [
+            (c, _contact_types[c])
+            for c in (
+                "contact_unique_id",
+                "account_unique_id",
+                "first_name",
+                "last_name",
+                "email_address",
+                "role",
+                "phone_number",
+                "linkedin_url",
+                "reports_to_id",
+            )
+        ],
+    ),
+    "accounts": (
+        ("tenant_id", "account_unique_id"),
+        [
+            ("tenant_id", "VARCHAR"),
+            ("account_unique_id", "VARCHAR"),
+            ("name", "VARCHAR"),
+            ("url", "VARCHAR"),
+            ("industry", "VARCHAR"),
+        ],
+    ),
+    "rejected_rows": (
+        (),
+        [
+            ("tenant_id", "VARCHAR"),
+            ("file", "VARCHAR"),
+            ("row_number", "BIGINT"),
+            ("record_id", "VARCHAR"),
+            ("severity", "VARCHAR"),
+            ("reason", "VARCHAR"),
+            ("column", "VARCHAR"),
+            ("value", "VARCHAR"),
+            ("message", "VARCHAR"),
+        ],
+    ),
+}
+
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def is_valid_tenant_id(name: str) -> bool:
+    """Only names of this shape become partitions, paths or SQL parameters (contract §1)."""
+    return TENANT_ID.fullmatch(name) is not None

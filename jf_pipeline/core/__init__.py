@@ -1,0 +1,1 @@
+"""The pure polars core: reading, cleaning and the contract rules. No Dagster here."""

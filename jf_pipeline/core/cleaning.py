@@ -1,0 +1,186 @@
+"""A read file -> typed rows that may be published, and a problem for every row left out.
+
+Driven by the contract table: each column's `Kind` picks its parser, `must_have_value`
+decides whether a bad value drops the row (error) or is blanked (warning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from jf_pipeline.contract import DUCKDB_TYPES, FileSpec, Kind
+from jf_pipeline.core.problems import (
+    REASONS,
+    concat_problems,
+    file_problem,
+    row_problems,
+)
+from jf_pipeline.core.reading import ReadTable
+from jf_pipeline.core.values import (
+    ParsedColumn,
+    missing_to_null,
+    parse_dates,
+    parse_emails,
+    parse_money,
+    parse_urls,
+)
+
+POLARS_TYPES = {"VARCHAR": pl.String(), "DATE": pl.Date(), "DECIMAL(18,2)": pl.Decimal(18, 2)}
+
+PARSERS = {
+    Kind.DATE: parse_dates,
+    Kind.MONEY: parse_money,
+    Kind.EMAIL: parse_emails,
+    Kind.URL: parse_urls,
+}
+
+
+@dataclass
+class CleanTable:
+    """The rows of one file that may be published, and every problem found in it."""
+
+    rows: pl.DataFrame
+    """`row_number` + each contract column under its warehouse name, typed."""
+    problems: pl.DataFrame
+    rejected: bool
+    """The file as a whole was unusable: the tenant's published data from it must stay."""
+    source_version: str | None = None
+    """The version (ETag or content hash) of the bytes these rows came from; None if absent."""
+
+
+def clean_schema(spec: FileSpec) -> dict[str, pl.DataType]:
+    return {
+        "row_number": pl.Int64(),
+        **{c.out: POLARS_TYPES[DUCKDB_TYPES[c.kind]] for c in spec.columns},
+    }
+
+
+def _message(column: str, reason: str) -> pl.Expr:
+    """E.g. "target_close_date '2017-02-30': the value is not a real calendar date"."""
+    return pl.format(
+        "{} '{}': {}", pl.lit(column), pl.col(f"_raw_{column}"), pl.lit(REASONS[reason][1])
+    )
+
+
+def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
+    """Type every column, drop rows with errors, keep the last row of each duplicated id."""
+    file = spec.file_name
+    if read.rejected:
+        return CleanTable(pl.DataFrame(schema=clean_schema(spec)), read.problems, rejected=True)
+
+    frame = read.frame.select(
+        "row_number",
+        *[pl.col(c.name).alias(f"_raw_{c.name}") for c in spec.columns],
+        *[missing_to_null(pl.col(c.name)).alias(c.name) for c in spec.columns],
+    )
+    problems = [read.problems]
+    error_flags: list[pl.Series] = []
+    typed: dict[str, pl.Series] = {}
+    for column in spec.columns:
+        values = frame[column.name]
+        parser = PARSERS.get(column.kind)
+        parsed = (
+            parser(values)
+            if parser
+            else ParsedColumn(values, pl.repeat(None, len(values), dtype=pl.String, eager=True))
+        )
+        typed[column.out] = parsed.values.alias(column.out)
+        for reason, message in parsed.notes:
+            problems.append(
+                file_problem(
+                    file, reason, f"{file} column {column.name}: {message}", column=column.name
+                )
+            )
+
+        missing = values.is_null()
+        bad = parsed.problem.is_not_null()
+        with_flags = frame.with_columns(_missing=missing, _problem=parsed.problem)
+        if column.must_have_value:
+            error_flags.append(missing | bad)
+            problems.append(
+                row_problems(
+                    with_flags.filter(pl.col("_missing")),
+                    file=file,
+                    reason="missing_value",
+                    message=f"{column.name} is required but blank",
+                    column=column.name,
+                    record_id=spec.key,
+                )
+            )
+            for reason in parsed.problem.drop_nulls().unique().to_list():
+                problems.append(
+                    row_problems(
+                        with_flags.filter(pl.col("_problem") == reason),
+                        file=file,
+                        reason=reason,
+                        message=_message(column.name, reason),
+                        column=column.name,
+                        record_id=spec.key,
+                    )
+                )
+        else:
+            if column.required:  # a column that must exist but whose value may be blank
+                problems.append(
+                    row_problems(
+                        with_flags.filter(pl.col("_missing")),
+                        file=file,
+                        reason="missing_optional_value",
+                        message=f"{column.name} is blank",
+                        column=column.name,
+                        record_id=spec.key,
+                    )
+                )
+            problems.append(
+                row_problems(
+                    with_flags.filter(pl.col("_problem").is_not_null()),
+                    file=file,
+                    reason="invalid_optional_value",
+                    message=pl.format(
+                        "{} '{}' was left blank: {}",
+                        pl.lit(column.name),
+                        pl.col(f"_raw_{column.name}"),
+                        pl.col("_problem").str.replace("_", " "),
+                    ),
+                    column=column.name,
+                    record_id=spec.key,
+                )
+            )
+
+    rows = pl.DataFrame([frame["row_number"], *typed.values()])
+    has_error = pl.select(pl.any_horizontal(error_flags)).to_series() if error_flags else None
+    key = spec.column(spec.key).out
+    # Duplicates: the last occurrence of an id wins, whether or not it is valid.
+    later = (
+        rows.select("row_number", key)
+        .filter(pl.col(key).is_not_null())
+        .with_columns(winner=pl.col("row_number").last().over(key))
+        .filter(pl.col("row_number") != pl.col("winner"))
+    )
+    if later.height:
+        problems.append(
+            later.select(
+                pl.lit(file).alias("file"),
+                "row_number",
+                pl.col(key).alias("record_id"),
+                pl.lit("warning").alias("severity"),
+                pl.lit("duplicate_id").alias("reason"),
+                pl.lit(spec.key).alias("column"),
+                pl.col(key).alias("value"),
+                pl.format(
+                    "{} {} appears again in row {}; the later row wins",
+                    pl.lit(spec.key),
+                    pl.col(key),
+                    pl.col("winner"),
+                ).alias("message"),
+            )
+        )
+    keep = ~rows["row_number"].is_in(later["row_number"].implode())
+    if has_error is not None:
+        keep = keep & ~has_error
+    return CleanTable(
+        rows=rows.filter(keep).cast(clean_schema(spec)),
+        problems=concat_problems(problems),
+        rejected=False,
+    )

@@ -1,0 +1,86 @@
+"""What one tenant's clean files publish: the four contract tables and their counts.
+
+A table whose source file was rejected as a whole is `None`: the tenant's previously
+published rows for it stay. `rejected_rows` is always replaced, so the admin sees why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import polars as pl
+
+from jf_pipeline.core.cleaning import CleanTable
+from jf_pipeline.core.problems import ERROR, concat_problems, count_by_severity
+from jf_pipeline.core.rules import checked_contacts, importable_deals, merged_accounts
+
+
+@dataclass
+class Publication:
+    importable_deals: pl.DataFrame | None
+    accounts: pl.DataFrame | None
+    importable_contacts: pl.DataFrame | None
+    rejected_rows: pl.DataFrame
+
+    def tables(self) -> dict[str, pl.DataFrame | None]:
+        return {
+            "importable_deals": self.importable_deals,
+            "accounts": self.accounts,
+            "importable_contacts": self.importable_contacts,
+            "rejected_rows": self.rejected_rows,
+        }
+
+    @property
+    def outcome(self) -> str:
+        """`published` when every table was replaced, `partial` when a rejected file kept some."""
+        return "published" if all(t is not None for t in self.tables().values()) else "partial"
+
+    def counts(self) -> dict[str, int | None]:
+        severity = count_by_severity(self.rejected_rows)
+        deal_errors = self.rejected_rows.filter(
+            (pl.col("file") == "deals.csv")
+            & (pl.col("severity") == ERROR)
+            & pl.col("row_number").is_not_null()
+        )["row_number"].n_unique()
+        return {
+            "deals_published": None
+            if self.importable_deals is None
+            else self.importable_deals.height,
+            "deals_rejected": deal_errors,
+            "accounts_published": None if self.accounts is None else self.accounts.height,
+            "contacts_published": None
+            if self.importable_contacts is None
+            else self.importable_contacts.height,
+            "errors": severity[ERROR],
+            "warnings": severity["warning"],
+        }
+
+
+def publication(
+    deals: CleanTable,
+    accounts: CleanTable,
+    contacts: CleanTable,
+    published_account_ids: Callable[[], pl.Series],
+) -> Publication:
+    """Apply the cross-file rules. `published_account_ids` is asked only when a rejected
+    deals or accounts file means the accounts already in the warehouse stay the reference."""
+    problems = [deals.problems, accounts.problems, contacts.problems]
+    deal_rows = account_rows = None
+    if not (deals.rejected or accounts.rejected):
+        deal_rows, join_problems = importable_deals(deals.rows, accounts.rows)
+        account_rows = merged_accounts(deal_rows, accounts.rows)
+        problems.append(join_problems)
+        known = account_rows["account_unique_id"]
+    else:
+        known = published_account_ids()
+
+    contact_rows = None
+    if not contacts.rejected:
+        contact_rows, contact_problems = checked_contacts(contacts.rows, known)
+        problems.append(contact_problems)
+
+    rejected = concat_problems(problems).sort(
+        ["file", "row_number", "column"], nulls_last=False, maintain_order=True
+    )
+    return Publication(deal_rows, account_rows, contact_rows, rejected)

@@ -1,0 +1,371 @@
+"""Bytes as customers send them -> a table of strings with the contract's column names.
+
+Detects the encoding, delimiter and line ends, reads every cell as a string, maps the
+header onto the contract (exact names first, then other CRMs' labels) and reports what
+it could not read. Pure functions: no Dagster, no I/O.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from jf_pipeline.contract import FileSpec
+from jf_pipeline.core.problems import concat_problems, empty_problems, file_problem
+
+DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_SNIFF_CHARS = 64 * 1024
+_MAGIC = {
+    b"\x1f\x8b": "gzip-compressed",
+    b"PK\x03\x04": "a zip archive (an .xlsx workbook?)",
+    b"%PDF": "a PDF document",
+}
+
+
+class UnreadableFile(ValueError):
+    """The bytes are not text we can read; the message says why, for the customer."""
+
+
+@dataclass
+class ReadTable:
+    """What `read_table` made of one file."""
+
+    frame: pl.DataFrame
+    """`row_number` (1 = first data row) + every contract column as String + extra columns."""
+    problems: pl.DataFrame
+    rejected: bool
+    """True when the file as a whole cannot be used (its previous data must stay)."""
+    encoding: str | None = None
+    delimiter: str | None = None
+    header_mapping: dict[str, str] = field(default_factory=dict)
+    """source header -> contract column, for every header that was matched."""
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Return (text, encoding name). UTF-8 (± BOM), UTF-16 with BOM, else Windows-1252."""
+    for magic, what in _MAGIC.items():
+        if data.startswith(magic):
+            raise UnreadableFile(f"the file is {what}, not a CSV text file")
+    if data.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        if b"\x00" in data[:_SNIFF_CHARS]:
+            raise UnreadableFile(
+                "the file contains NUL bytes: it is binary, or UTF-16 without a byte-order "
+                "mark; export it as CSV UTF-8"
+            )
+        try:
+            return data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            pass
+        try:
+            return data.decode("cp1252"), "windows-1252"
+        except UnicodeDecodeError:
+            return data.decode("latin-1"), "latin-1"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(
+            f"the file starts with a {encoding} byte-order mark but byte {exc.start} is not "
+            f"valid {encoding}"
+        ) from None
+    return text.lstrip("\ufeff"), encoding
+
+
+def _line_end(text: str) -> str:
+    """Polars splits records on one character: "\\n" covers LF and CRLF, old Macs use CR."""
+    return "\r" if "\n" not in text and "\r" in text else "\n"
+
+
+def detect_delimiter(text: str) -> str:
+    """The candidate that splits most sampled records into the same number (> 1) of fields."""
+    sample = text[:_SNIFF_CHARS]
+    best, best_score = ",", (0.0, 0)
+    for delimiter in DELIMITERS:
+        if delimiter not in sample:
+            continue
+        widths = Counter(len(r) for r in _sample_records(sample, delimiter) if r)
+        total = sum(widths.values())
+        split = [(n, width) for width, n in widths.items() if width > 1]
+        if not split:
+            continue
+        n, width = max(split)
+        score = (n / total, width)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _sample_records(sample: str, delimiter: str, limit: int = 50) -> list[list[str]]:
+    # Drop the last, possibly cut, line of the sample.
+    lines = sample.splitlines(keepends=True)
+    if len(lines) > 1 and len(sample) >= _SNIFF_CHARS:
+        lines = lines[:-1]
+    try:
+        reader = csv.reader(io.StringIO("".join(lines), newline=""), delimiter=delimiter)
+        return [row for _, row in zip(range(limit), reader, strict=False)]
+    except csv.Error:
+        return []
+
+
+def _compact(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def normalise_header(name: str) -> str:
+    """Headers match case-insensitively after trimming whitespace and a byte-order mark."""
+    return name.replace("\ufeff", "").strip().lower()
+
+
+def map_header(headers: list[str], spec: FileSpec) -> tuple[dict[int, str], list[str], list[str]]:
+    """Map source column positions to contract names.
+
+    Returns (position -> contract name, ignored headers, conflicts). An exact contract
+    name beats an alias; two headers of the same rank for one field is a conflict.
+    """
+    by_exact = {c.name.lower(): c.name for c in spec.columns}
+    by_alias: dict[str, str] = {}
+    for c in spec.columns:
+        for label in (c.name, *c.aliases):
+            by_alias.setdefault(_compact(label), c.name)
+
+    candidates: dict[str, list[tuple[int, int]]] = {}  # contract name -> [(rank, position)]
+    for position, header in enumerate(headers):
+        norm = normalise_header(header)
+        if norm in by_exact:
+            candidates.setdefault(by_exact[norm], []).append((0, position))
+        elif _compact(norm) in by_alias and _compact(norm):
+            candidates.setdefault(by_alias[_compact(norm)], []).append((1, position))
+
+    mapping: dict[int, str] = {}
+    conflicts: list[str] = []
+    for name, found in candidates.items():
+        best_rank = min(rank for rank, _ in found)
+        best = [position for rank, position in found if rank == best_rank]
+        if len(best) > 1:
+            conflicts.append(f"{name}: " + " and ".join(repr(headers[p].strip()) for p in best))
+        mapping[best[0]] = name
+    ignored = [h.strip() for p, h in enumerate(headers) if p not in mapping and h.strip()]
+    return mapping, ignored, conflicts
+
+
+def _record_widths(text: str, delimiter: str, eol: str) -> pl.Series:
+    """Fields per physical record, quote-aware; 0 for an empty line."""
+    if '"' not in text:
+        # No quoting: records are lines, and counting delimiters is exact and vectorised.
+        lines = pl.Series(text.split(eol), dtype=pl.String)
+        if len(lines) and lines[-1] == "":
+            lines = lines.head(-1)
+        return pl.select(
+            pl.when(lines.str.strip_suffix("\r").str.len_bytes() == 0)
+            .then(0)
+            .otherwise(lines.str.count_matches(delimiter, literal=True) + 1)
+            .cast(pl.Int64)
+        ).to_series()
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return pl.Series([len(row) for row in reader], dtype=pl.Int64)
+
+
+@dataclass
+class ParsedCsv:
+    """A CSV's cells before any contract is applied."""
+
+    headers: list[str]
+    body: pl.DataFrame
+    """`row_number`, `_width` (fields in the record) and cells `c0`..`c{n-1}` as strings."""
+    encoding: str
+    delimiter: str
+
+
+class EmptyFile(ValueError):
+    pass
+
+
+def parse_csv(data: bytes) -> ParsedCsv:
+    """Decode and split into records and cells; raises `UnreadableFile` or `EmptyFile`."""
+    text, encoding = decode(data)
+    if not text.strip():
+        raise EmptyFile("it has no header row")
+    delimiter = detect_delimiter(text)
+    eol = _line_end(text)
+    widths = _record_widths(text, delimiter, eol)
+    width = max(int(widths.max() or 0), 1)
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            has_header=False,
+            separator=delimiter,
+            eol_char=eol,
+            schema={f"c{i}": pl.String for i in range(width)},
+            empty_string_is_null=False,
+            missing_columns="insert",
+            raise_if_empty=False,
+        )
+    except pl.exceptions.ComputeError:
+        frame = None
+    if frame is None or frame.height != len(widths):
+        # polars and Python's csv module disagree on some malformed quoting; the csv
+        # module's reading is the one the widths came from, so it decides.
+        frame = _frame_with_csv_module(text, delimiter, width)
+    cells = frame.columns
+    non_blank = frame.select(
+        pl.any_horizontal(pl.col(c).str.strip_chars() != "" for c in cells)
+    ).to_series()
+    if not non_blank.any():
+        raise EmptyFile("it has no header row")
+    # Leading blank lines before the header are skipped; row numbers count from the header.
+    header_at = int(non_blank.arg_true()[0])
+    header_width = int(widths[header_at])
+    headers = [h or "" for h in frame.row(header_at)[:header_width]]
+    body = (
+        frame.slice(header_at + 1)
+        .select(cells[:header_width])
+        .with_columns(
+            pl.int_range(1, frame.height - header_at, dtype=pl.Int64).alias("row_number"),
+            widths.slice(header_at + 1).alias("_width"),
+        )
+    )
+    return ParsedCsv(
+        headers, body.select("row_number", "_width", *cells[:header_width]), encoding, delimiter
+    )
+
+
+def _frame_with_csv_module(text: str, delimiter: str, width: int) -> pl.DataFrame:
+    rows = [
+        row + [""] * (width - len(row))
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    ]
+    return pl.DataFrame(rows, schema={f"c{i}": pl.String for i in range(width)}, orient="row")
+
+
+def read_table(data: bytes, spec: FileSpec) -> ReadTable:
+    """Read one landing file. Never raises for bad content: problems say what went wrong."""
+    file = spec.file_name
+    try:
+        parsed = parse_csv(data)
+    except UnreadableFile as exc:
+        return _rejected(spec, file_problem(file, "file_unreadable", f"{file}: {exc}"))
+    except EmptyFile as exc:
+        return _rejected(spec, file_problem(file, "file_empty", f"{file} is empty: {exc}"))
+
+    headers, encoding, delimiter = parsed.headers, parsed.encoding, parsed.delimiter
+    header_width = len(headers)
+    mapping, ignored, conflicts = map_header(headers, spec)
+    header_mapping = {headers[p].strip(): name for p, name in mapping.items()}
+
+    missing = [name for name in spec.required if name not in mapping.values()]
+    if missing or conflicts:
+        problems = []
+        if missing:
+            problems.append(
+                file_problem(
+                    file,
+                    "missing_columns",
+                    f"{file} is missing required column(s) {', '.join(missing)}; "
+                    f"found: {', '.join(repr(h.strip()) for h in headers) or 'no columns'}",
+                    value=", ".join(missing),
+                )
+            )
+        if conflicts:
+            problems.append(
+                file_problem(
+                    file,
+                    "ambiguous_columns",
+                    f"{file} has more than one column for the same field ({'; '.join(conflicts)}); "
+                    "keep one of them",
+                    value="; ".join(conflicts),
+                )
+            )
+        return _rejected(
+            spec,
+            concat_problems(problems),
+            encoding=encoding,
+            delimiter=delimiter,
+            header_mapping=header_mapping,
+            ignored_columns=ignored,
+        )
+
+    body = parsed.body
+    cells = [f"c{i}" for i in range(header_width)]
+    blank = pl.all_horizontal(pl.col(c).str.strip_chars() == "" for c in cells)
+    body = body.filter(~(blank & (pl.col("_width") <= header_width)))
+    malformed = body.filter(pl.col("_width") != header_width)
+    problems = [_malformed_problems(malformed, file, header_width, cells)]
+    body = body.filter(pl.col("_width") == header_width)
+
+    used: set[str] = set(spec.names)
+    columns = [pl.col("row_number")]
+    for name in spec.names:
+        position = next((p for p, n in mapping.items() if n == name), None)
+        columns.append(
+            (pl.col(f"c{position}") if position is not None else pl.lit(None, pl.String)).alias(
+                name
+            )
+        )
+    for position, header in enumerate(headers):
+        if position in mapping or not header.strip():
+            continue
+        extra = normalise_header(header)
+        while extra in used:
+            extra += "_"
+        used.add(extra)
+        columns.append(pl.col(f"c{position}").alias(extra))
+    if ignored:
+        problems.append(
+            file_problem(
+                file,
+                "ignored_columns",
+                f"{file}: column(s) not in the contract were ignored: {', '.join(ignored)}",
+                value=", ".join(ignored),
+            )
+        )
+    return ReadTable(
+        frame=body.select(columns),
+        problems=concat_problems(problems),
+        rejected=False,
+        encoding=encoding,
+        delimiter=delimiter,
+        header_mapping=header_mapping,
+        ignored_columns=ignored,
+    )
+
+
+def _malformed_problems(
+    rows: pl.DataFrame, file: str, width: int, cells: list[str]
+) -> pl.DataFrame:
+    if not rows.height:
+        return empty_problems()
+    return rows.select(
+        pl.lit(file).alias("file"),
+        pl.col("row_number"),
+        pl.lit(None, pl.String).alias("record_id"),
+        pl.lit("error").alias("severity"),
+        pl.lit("malformed_row").alias("reason"),
+        pl.lit(None, pl.String).alias("column"),
+        pl.concat_str([pl.col(c) for c in cells], separator=" | ").str.slice(0, 200).alias("value"),
+        pl.format(
+            "row {} has {} fields but the header has {}; check for an unquoted delimiter or a cut line",
+            pl.col("row_number"),
+            pl.col("_width"),
+            pl.lit(width),
+        ).alias("message"),
+    )
+
+
+def empty_table(spec: FileSpec) -> pl.DataFrame:
+    """The frame of a file with no rows: `row_number` and every contract column."""
+    return pl.DataFrame(schema={"row_number": pl.Int64, **{n: pl.String for n in spec.names}})
+
+
+def _rejected(spec: FileSpec, problems: pl.DataFrame, **info) -> ReadTable:
+    return ReadTable(frame=empty_table(spec), problems=problems, rejected=True, **info)

@@ -1,0 +1,330 @@
+"""Cell strings as customers write them -> typed values, with a reason for every doubt.
+
+Each parser takes a String Series (nulls are missing values) and returns a
+`ParsedColumn`: the typed values, a per-row problem code where a present value was
+rejected, and column-level notes. Parsers work on the *distinct* values and join back,
+so slow paths (dateutil) run once per distinct string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import polars as pl
+from dateutil import parser as dateutil_parser
+
+MISSING_PLACEHOLDERS = ("#n/a", "n/a", "null", "nan", "none", "-")
+
+
+@dataclass
+class ParsedColumn:
+    values: pl.Series
+    problem: pl.Series
+    """Reason code (String) where a present value was rejected, else null."""
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    """Column-level (reason, message) pairs, e.g. an ambiguous day/month order."""
+
+
+def missing_to_null(expr: pl.Expr) -> pl.Expr:
+    """Trim; blank, whitespace-only and the usual placeholders (#N/A, NULL, -, …) -> null."""
+    trimmed = expr.str.strip_chars()
+    return (
+        pl.when((trimmed == "") | trimmed.str.to_lowercase().is_in(MISSING_PLACEHOLDERS))
+        .then(None)
+        .otherwise(trimmed)
+    )
+
+
+def _by_distinct(series: pl.Series, parse) -> tuple[pl.Series, pl.Series, list]:
+    """Run `parse(distinct: DataFrame[raw, n]) -> DataFrame[raw, value, problem]` and join back."""
+    counts = series.drop_nulls().value_counts(name="n").rename({series.name: "raw"})
+    parsed, notes = parse(counts)
+    joined = series.to_frame("raw").join(parsed, on="raw", how="left", maintain_order="left")
+    return joined["value"].alias(series.name), joined["problem"].alias(series.name), notes
+
+
+# --- dates -------------------------------------------------------------------------------
+
+_ISO = r"^(\d{4})-(\d{1,2})-(\d{1,2})$"
+_ISO_DATETIME = r"^(\d{4}-\d{2}-\d{2})[T ]\d{1,2}:\d{2}"
+_YMD = r"^(\d{4})[/.](\d{1,2})[/.](\d{1,2})$"
+_NUMERIC = r"^(\d{1,2})([./-])(\d{1,2})[./-](\d{4}|\d{2})$"
+_SERIAL = r"^\d{5}(\.\d+)?$"
+_EXCEL_EPOCH = date(1899, 12, 30)
+_SERIAL_RANGE = (25569, 73051)  # 1970-01-01 .. 2100-01-01
+
+
+def _ymd(y: pl.Expr, m: pl.Expr, d: pl.Expr) -> pl.Expr:
+    """Build a Date from string parts; impossible dates (Feb 30) become null."""
+    return pl.format("{}-{}-{}", y, m.str.zfill(2), d.str.zfill(2)).str.to_date(
+        "%Y-%m-%d", strict=False
+    )
+
+
+def _full_year(y: pl.Expr) -> pl.Expr:
+    # Two-digit years: 00-69 -> 2000s, 70-99 -> 1900s (the POSIX strptime pivot).
+    return (
+        pl.when(y.str.len_chars() == 2)
+        .then(
+            (y.cast(pl.Int32) + pl.when(y.cast(pl.Int32) < 70).then(2000).otherwise(1900)).cast(
+                pl.String
+            )
+        )
+        .otherwise(y)
+    )
+
+
+def _dateutil(raw: str, dayfirst: bool) -> date | None:
+    """A complete date written in a form dateutil reads; None for anything partial or not a date."""
+    try:
+        a = dateutil_parser.parse(raw, dayfirst=dayfirst, default=datetime(2001, 1, 1))
+        b = dateutil_parser.parse(raw, dayfirst=dayfirst, default=datetime(2002, 2, 2))
+    except (ValueError, OverflowError, TypeError):
+        return None
+    # A component missing from the text was filled from the default: not a full date.
+    return a.date() if a.date() == b.date() else None
+
+
+def parse_dates(series: pl.Series) -> ParsedColumn:
+    """Dates in the forms CRMs export; day/month order decided once for the whole column."""
+
+    def parse(d: pl.DataFrame):
+        notes: list[tuple[str, str]] = []
+        raw = pl.col("raw")
+        num = raw.str.extract_groups(_NUMERIC)
+        d = d.with_columns(
+            iso=_ymd(raw.str.extract(_ISO, 1), raw.str.extract(_ISO, 2), raw.str.extract(_ISO, 3)),
+            isodt=raw.str.extract(_ISO_DATETIME, 1).str.to_date("%Y-%m-%d", strict=False),
+            ymd=_ymd(raw.str.extract(_YMD, 1), raw.str.extract(_YMD, 2), raw.str.extract(_YMD, 3)),
+            a=num.struct.field("1").cast(pl.Int32),
+            sep=num.struct.field("2"),
+            b=num.struct.field("3").cast(pl.Int32),
+            y=_full_year(num.struct.field("4")),
+            a_s=num.struct.field("1"),
+            b_s=num.struct.field("3"),
+            serial=pl.when(raw.str.contains(_SERIAL)).then(raw.cast(pl.Float64, strict=False)),
+        )
+        numeric = d.filter(pl.col("a").is_not_null())
+        day_votes = int(numeric.filter((pl.col("a") > 12) & (pl.col("b") <= 12))["n"].sum())
+        month_votes = int(numeric.filter((pl.col("b") > 12) & (pl.col("a") <= 12))["n"].sum())
+        if day_votes and month_votes:
+            dayfirst = day_votes > month_votes
+            notes.append(
+                (
+                    "inconsistent_date_format",
+                    f"{day_votes} value(s) are day-first and {month_votes} month-first; "
+                    f"read as {'day' if dayfirst else 'month'}-first, the others are rejected",
+                )
+            )
+        elif day_votes or month_votes:
+            dayfirst = bool(day_votes)
+        else:
+            dayfirst = False
+            ambiguous = numeric.filter(pl.col("a") != pl.col("b"))
+            if ambiguous.height:
+                notes.append(
+                    (
+                        "ambiguous_date_format",
+                        f"no value tells day-first from month-first (e.g. {ambiguous['raw'][0]!r}); "
+                        "read as month-first",
+                    )
+                )
+        day, month = (pl.col("a_s"), pl.col("b_s")) if dayfirst else (pl.col("b_s"), pl.col("a_s"))
+        contradicts = (
+            (pl.col("b") > 12) & (pl.col("a") <= 12)
+            if dayfirst
+            else (pl.col("a") > 12) & (pl.col("b") <= 12)
+        )
+        d = d.with_columns(
+            numeric_date=_ymd(pl.col("y"), month, day),
+            serial_date=pl.when(pl.col("serial").is_between(*_SERIAL_RANGE)).then(
+                pl.lit(_EXCEL_EPOCH) + pl.duration(days=pl.col("serial").floor().cast(pl.Int64))
+            ),
+        ).with_columns(
+            value=pl.coalesce("iso", "isodt", "ymd", "numeric_date", "serial_date"),
+            fast=pl.any_horizontal(
+                raw.str.contains(p) for p in (_ISO, _ISO_DATETIME, _YMD, _NUMERIC, _SERIAL)
+            ),
+        )
+        slow = d.filter(~pl.col("fast"))
+        if slow.height:
+            parsed = [_dateutil(v, dayfirst) for v in slow["raw"]]
+            slow_values = pl.DataFrame(
+                {"raw": slow["raw"], "slow": pl.Series(parsed, dtype=pl.Date)}
+            )
+            d = d.join(slow_values, on="raw", how="left").with_columns(
+                value=pl.coalesce("value", "slow")
+            )
+        d = d.with_columns(
+            problem=pl.when(pl.col("a").is_not_null() & contradicts)
+            .then(pl.lit("inconsistent_date_format"))
+            .when(pl.col("value").is_null())
+            .then(pl.lit("invalid_date"))
+        ).with_columns(value=pl.when(pl.col("problem").is_null()).then(pl.col("value")))
+        return d.select("raw", "value", "problem"), notes
+
+    values, problem, notes = _by_distinct(series, parse)
+    return ParsedColumn(values.cast(pl.Date), problem.cast(pl.String), notes)
+
+
+# --- money -------------------------------------------------------------------------------
+
+_CURRENCY_CODE = r"^[A-Z]{3}\s*|\s*[A-Z]{3}$"  # ISO 4217 codes are upper case
+_SCIENTIFIC = r"^\d+([.,]\d+)?[eE][+-]?\d{1,2}$"  # Excel: 1.03444E11
+_SPACES = r"[\s\u00a0\u202f\u2009']"
+
+
+def parse_money(series: pl.Series) -> ParsedColumn:
+    """Amounts with currency signs or codes, thousands separators and accounting negatives.
+
+    Which of `.` and `,` is the decimal mark is decided per value where it can be
+    (`1,234.56`, `1.234,56`, `12,5`), and from the column's other values where it can't
+    (`1.234` is 1234 in a column that writes `1.234,56`, else 1.234).
+    """
+
+    def parse(d: pl.DataFrame):
+        raw = pl.col("raw")
+        d = d.with_columns(
+            negative=raw.str.contains(r"^\s*\(.*\)\s*$")
+            | raw.str.contains(r"^\s*[^\d]*-")
+            | raw.str.contains(r"-\s*$"),
+            core=raw.str.replace_all(r"[()]", "")
+            .str.strip_chars()
+            .str.replace_all(_CURRENCY_CODE, "")
+            .str.replace_all(r"\p{Sc}", "")
+            .str.replace_all(_SPACES, "")
+            .str.strip_chars("+-"),
+        ).with_columns(
+            shape_ok=pl.col("core").str.contains(r"^(\d+|\d{1,3}([.,]\d{3})+|\d*)([.,]\d+)?$")
+            & pl.col("core").str.contains(r"\d"),
+            last_dot=pl.col("core").str.find(r"\.[^.]*$"),
+            last_comma=pl.col("core").str.find(r",[^,]*$"),
+            dots=pl.col("core").str.count_matches(".", literal=True),
+            commas=pl.col("core").str.count_matches(",", literal=True),
+        )
+        # Evidence for a decimal comma: `1.234,56`, `12,5`, `0,99`.
+        comma_decimal = d.filter(
+            pl.col("shape_ok")
+            & (pl.col("commas") == 1)
+            & (
+                (pl.col("last_dot").is_not_null() & (pl.col("last_comma") > pl.col("last_dot")))
+                | pl.col("core").str.contains(r",\d{1,2}$")
+            )
+        )["n"].sum()
+        dot_decimal = d.filter(
+            pl.col("shape_ok")
+            & (pl.col("dots") == 1)
+            & (
+                (pl.col("last_comma").is_not_null() & (pl.col("last_dot") > pl.col("last_comma")))
+                | pl.col("core").str.contains(r"\.\d{1,2}$")
+            )
+        )["n"].sum()
+        comma_is_decimal = comma_decimal > dot_decimal
+        decimal_mark = (
+            pl.when((pl.col("dots") > 0) & (pl.col("commas") > 0))
+            .then(
+                pl.when(pl.col("last_comma") > pl.col("last_dot"))
+                .then(pl.lit(","))
+                .otherwise(pl.lit("."))
+            )
+            .when(pl.col("commas") == 1)
+            .then(
+                pl.when(pl.col("core").str.contains(r",\d{3}$") & ~pl.lit(comma_is_decimal))
+                .then(pl.lit(None, pl.String))
+                .otherwise(pl.lit(","))
+            )
+            .when(pl.col("dots") == 1)
+            .then(
+                pl.when(pl.col("core").str.contains(r"\.\d{3}$") & pl.lit(comma_is_decimal))
+                .then(pl.lit(None, pl.String))
+                .otherwise(pl.lit("."))
+            )
+        )
+        scientific = pl.col("core").str.contains(_SCIENTIFIC)
+        d = (
+            d.with_columns(mark=decimal_mark)
+            .with_columns(
+                normal=pl.when(pl.col("mark") == ",")
+                .then(
+                    pl.col("core")
+                    .str.replace_all(".", "", literal=True)
+                    .str.replace(",", ".", literal=True)
+                )
+                .when(pl.col("mark") == ".")
+                .then(pl.col("core").str.replace_all(",", "", literal=True))
+                .otherwise(pl.col("core").str.replace_all(r"[.,]", ""))
+            )
+            .with_columns(
+                value=pl.when(pl.col("shape_ok"))
+                .then(
+                    (
+                        pl.when(pl.col("negative")).then(pl.lit("-")).otherwise(pl.lit(""))
+                        + pl.col("normal")
+                    ).cast(pl.Decimal(18, 2), strict=False)
+                )
+                .when(scientific)
+                .then(
+                    (
+                        pl.col("core")
+                        .str.replace(",", ".", literal=True)
+                        .cast(pl.Float64, strict=False)
+                        * pl.when(pl.col("negative")).then(-1.0).otherwise(1.0)
+                    ).cast(pl.Decimal(18, 2), strict=False)
+                )
+            )
+            .with_columns(problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")))
+        )
+        return d.select("raw", "value", "problem"), []
+
+    values, problem, notes = _by_distinct(series, parse)
+    return ParsedColumn(values.cast(pl.Decimal(18, 2)), problem.cast(pl.String), notes)
+
+
+# --- e-mails and URLs --------------------------------------------------------------------
+
+# The WHATWG HTML "valid e-mail address" production (what a browser's form accepts),
+# widened to Unicode letters and digits for internationalised addresses (RFC 6531).
+_LABEL = r"[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?"
+_EMAIL = rf"^[\p{{L}}\p{{N}}.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$"
+
+
+def parse_emails(series: pl.Series) -> ParsedColumn:
+    """Trimmed and lower-cased; anything a browser's e-mail field would refuse is invalid."""
+    lowered = series.str.strip_chars().str.to_lowercase()
+    ok = lowered.str.contains(_EMAIL)
+    values = pl.select(pl.when(ok).then(lowered)).to_series().alias(series.name)
+    problem = pl.select(
+        pl.when(lowered.is_not_null() & ~ok).then(pl.lit("invalid_email"))
+    ).to_series()
+    return ParsedColumn(values, problem.cast(pl.String))
+
+
+_URL = r"^(?:([A-Za-z][A-Za-z0-9+.-]*)://)?([^/?#\s]+)([/?#]\S*)?$"
+_HOST = rf"^{_LABEL}(?:\.{_LABEL})+(?::\d{{1,5}})?\.?$"
+
+
+def parse_urls(series: pl.Series) -> ParsedColumn:
+    """A missing scheme gets https://, the host is lower-cased; spaces or no dotted host is invalid."""
+    parts = series.str.strip_chars().str.extract_groups(_URL)
+    frame = pl.DataFrame(
+        {
+            "present": series.is_not_null(),
+            "scheme": parts.struct.field("1").str.to_lowercase(),
+            "host": parts.struct.field("2").str.to_lowercase(),
+            "rest": parts.struct.field("3"),
+        }
+    )
+    out = frame.select(
+        value=pl.when(pl.col("host").str.contains(_HOST)).then(
+            pl.concat_str(
+                pl.col("scheme").fill_null("https"),
+                pl.lit("://"),
+                pl.col("host"),
+                pl.col("rest").fill_null(""),
+            )
+        ),
+    ).with_columns(
+        problem=pl.when(frame["present"] & pl.col("value").is_null()).then(pl.lit("invalid_url"))
+    )
+    return ParsedColumn(out["value"].alias(series.name), out["problem"].cast(pl.String))

@@ -1,0 +1,46 @@
+"""The Dagster code location: assets, the ingest job, the landing sensor and resources.
+
+Resources come from the environment (`JF_LANDING`, `JF_WAREHOUSE`, `JF_STORAGE`); nothing
+connects at import time.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, FilesystemIOManager, in_process_executor
+
+from jf_pipeline.assets import clean_assets, publish_tenant, raw_assets
+from jf_pipeline.resources import (
+    LandingStore,
+    Warehouse,
+    landing_store_from_uri,
+    warehouse_from_path,
+)
+from jf_pipeline.sensors import ingest_tenant, landing_sensor
+
+DEFAULT_STORAGE = "data/storage"
+
+all_assets = [*raw_assets, *clean_assets, publish_tenant]
+
+
+def build_resources(
+    landing: LandingStore | None = None,
+    warehouse: Warehouse | None = None,
+    io_manager=None,
+) -> dict:
+    return {
+        "landing": landing or landing_store_from_uri(),
+        "warehouse": warehouse or warehouse_from_path(),
+        "io_manager": io_manager
+        or FilesystemIOManager(base_dir=os.environ.get("JF_STORAGE") or DEFAULT_STORAGE),
+    }
+
+
+defs = Definitions(
+    assets=all_assets,
+    jobs=[ingest_tenant],
+    sensors=[landing_sensor],
+    resources=build_resources(),
+    executor=in_process_executor,
+)

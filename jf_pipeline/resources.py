@@ -1,0 +1,191 @@
+"""Typed resources: the landing store (a folder or S3, one interface) and the warehouse.
+
+Which landing store is used is configuration (`JF_LANDING`), decided once in
+`landing_store_from_uri`, never by `if` statements in assets or sensors.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+from jf_pipeline import warehouse
+from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
+from jf_pipeline.core.landing import LandingFile, content_version
+
+DEFAULT_LANDING = "data/landing"
+DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+
+
+@dataclass(frozen=True)
+class LandingObject:
+    data: bytes
+    file: LandingFile
+
+
+def _check_names(tenant: str, name: str) -> None:
+    # Defence in depth: callers only pass surveyed names, but a path is never built from
+    # anything else.
+    if not is_valid_tenant_id(tenant):
+        raise ValueError(f"invalid tenant id {tenant!r}")
+    if name not in FILE_NAMES:
+        raise ValueError(f"{name!r} is not a landing file name")
+
+
+class LandingStore(ConfigurableResource):
+    """Where customers drop their files: `<root>/<tenant_id>/{deals,accounts,contacts}.csv`."""
+
+    def list_files(self) -> list[LandingFile]:
+        """Every file one level below a tenant folder, valid names or not."""
+        raise NotImplementedError
+
+    def read(self, tenant: str, name: str) -> LandingObject | None:
+        """The file's bytes and the version of exactly those bytes; None if it is absent."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class LocalLandingStore(LandingStore):
+    """A landing zone in a local folder. Versions are SHA-256 content hashes."""
+
+    root: str = Field(default=DEFAULT_LANDING, description="Folder holding one folder per tenant")
+
+    def list_files(self) -> list[LandingFile]:
+        root = Path(self.root)
+        if not root.is_dir():
+            return []
+        files = []
+        for tenant_dir in sorted(root.iterdir()):
+            if not tenant_dir.is_dir():
+                continue
+            for path in sorted(tenant_dir.iterdir()):
+                if path.is_file():
+                    files.append(self._describe_file(tenant_dir.name, path, path.read_bytes()))
+        return files
+
+    def read(self, tenant: str, name: str) -> LandingObject | None:
+        _check_names(tenant, name)
+        path = Path(self.root) / tenant / name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return LandingObject(data, self._describe_file(tenant, path, data))
+
+    @staticmethod
+    def _describe_file(tenant: str, path: Path, data: bytes) -> LandingFile:
+        stat = path.stat()
+        return LandingFile(
+            tenant=tenant,
+            name=path.name,
+            key=str(path),
+            version=content_version(data),
+            size=len(data),
+            modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+        )
+
+    def describe(self) -> str:
+        return str(Path(self.root).resolve())
+
+
+class S3LandingStore(LandingStore):
+    """A landing zone under `s3://bucket/prefix`. Versions are the objects' ETags."""
+
+    bucket: str
+    prefix: str = ""
+    s3: S3Resource = Field(default_factory=S3Resource)
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix.strip('/')}/" if self.prefix.strip("/") else ""
+
+    def list_files(self) -> list[LandingFile]:
+        client = self.s3.get_client()
+        files = []
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._base
+        ):
+            for obj in page.get("Contents", []):
+                parts = obj["Key"][len(self._base) :].split("/")
+                if len(parts) != 2 or not parts[1]:
+                    continue
+                files.append(
+                    LandingFile(
+                        tenant=parts[0],
+                        name=parts[1],
+                        key=obj["Key"],
+                        version=obj["ETag"].strip('"'),
+                        size=obj["Size"],
+                        modified=obj.get("LastModified"),
+                    )
+                )
+        return files
+
+    def read(self, tenant: str, name: str) -> LandingObject | None:
+        _check_names(tenant, name)
+        client = self.s3.get_client()
+        key = f"{self._base}{tenant}/{name}"
+        try:
+            response = client.get_object(Bucket=self.bucket, Key=key)
+        except client.exceptions.NoSuchKey:
+            return None
+        data = response["Body"].read()
+        return LandingObject(
+            data,
+            LandingFile(
+                tenant=tenant,
+                name=name,
+                key=key,
+                version=response["ETag"].strip('"'),
+                size=len(data),
+                modified=response.get("LastModified"),
+            ),
+        )
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self._base}"
+
+
+def landing_store_from_uri(uri: str | None = None) -> LandingStore:
+    """`s3://bucket/prefix` -> S3 (AWS_* variables, AWS_ENDPOINT_URL included); else a folder."""
+    uri = uri or os.environ.get("JF_LANDING") or DEFAULT_LANDING
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        s3 = S3Resource(
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            region_name=os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or None,
+        )
+        return S3LandingStore(bucket=bucket, prefix=prefix, s3=s3)
+    return LocalLandingStore(root=uri)
+
+
+class Warehouse(ConfigurableResource):
+    """The DuckDB file analysts query. Writes are short transactions, retried while locked."""
+
+    path: str = Field(default=DEFAULT_WAREHOUSE, description="DuckDB database file")
+    lock_timeout_seconds: float = Field(
+        default=120.0, description="How long a writer waits for a lock"
+    )
+
+    def publish_tenant(
+        self, tenant: str, tables: dict[str, pl.DataFrame | None], ingestion: dict
+    ) -> None:
+        warehouse.publish_tenant(self.path, tenant, tables, ingestion, self.lock_timeout_seconds)
+
+    def published_account_ids(self, tenant: str) -> pl.Series:
+        return warehouse.published_account_ids(self.path, tenant, self.lock_timeout_seconds)
+
+
+def warehouse_from_path(path: str | None = None) -> Warehouse:
+    return Warehouse(path=path or os.environ.get("JF_WAREHOUSE") or DEFAULT_WAREHOUSE)

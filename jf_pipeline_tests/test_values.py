@@ -1,0 +1,189 @@
+"""Value parsing as the contract promises it (§1 "Values as customers really send them").
+
+Pure polars, no Dagster: dates decided per column, money in every common notation,
+e-mails, URLs and the placeholders that mean "missing".
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from jf_pipeline.core.values import (
+    missing_to_null,
+    parse_dates,
+    parse_emails,
+    parse_money,
+    parse_urls,
+)
+from jf_pipeline_tests.conftest import CORPORA
+
+
+def dates(*values):
+    parsed = parse_dates(pl.Series("d", list(values), dtype=pl.String))
+    return parsed.values.to_list(), parsed.problem.to_list(), [r for r, _ in parsed.notes]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-31", date(2026, 12, 31)),
+        ("12/31/2026", date(2026, 12, 31)),
+        ("31/12/2026", date(2026, 12, 31)),
+        ("31.12.2026", date(2026, 12, 31)),
+        ("Dec 31, 2026", date(2026, 12, 31)),
+        ("31-Dec-2026", date(2026, 12, 31)),
+        ("31 December 2026", date(2026, 12, 31)),
+        ("2026/12/31", date(2026, 12, 31)),
+        ("2026-12-31T23:30:00-05:00", date(2026, 12, 31)),  # the local calendar date is kept
+        ("2026-12-31 08:15", date(2026, 12, 31)),
+        ("12/31/26", date(2026, 12, 31)),
+        ("46387", date(2026, 12, 31)),  # an Excel serial number
+    ],
+)
+def test_each_accepted_date_form_reads_as_the_calendar_date(text, expected):
+    values, problems, _ = dates(text)
+    assert values == [expected] and problems == [None]
+
+
+@pytest.mark.parametrize("text", ["2017-02-30", "TBD", "31/02/2026", "Dec 2026", "13/13/2026", "5"])
+def test_impossible_and_partial_dates_are_invalid(text):
+    values, problems, _ = dates(text)
+    assert values == [None] and problems == ["invalid_date"]
+
+
+def test_day_first_is_decided_once_for_the_whole_column():
+    # 03/04 alone is ambiguous; 25/04 in the same column says the column is day-first.
+    values, problems, notes = dates("03/04/2026", "25/04/2026")
+    assert values == [date(2026, 4, 3), date(2026, 4, 25)]
+    assert problems == [None, None] and notes == []
+
+
+def test_month_first_column_reads_ambiguous_values_month_first():
+    values, _, _ = dates("03/04/2026", "04/25/2026")
+    assert values == [date(2026, 3, 4), date(2026, 4, 25)]
+
+
+def test_fully_ambiguous_column_is_month_first_and_reported():
+    values, problems, notes = dates("03/04/2026", "05/06/2026")
+    assert values == [date(2026, 3, 4), date(2026, 5, 6)]
+    assert problems == [None, None] and notes == ["ambiguous_date_format"]
+
+
+def test_contradicting_values_are_rejected_against_the_majority():
+    values, problems, notes = dates("25/04/2026", "26/04/2026", "04/27/2026", "03/04/2026")
+    assert values == [date(2026, 4, 25), date(2026, 4, 26), None, date(2026, 4, 3)]
+    assert problems == [None, None, "inconsistent_date_format", None]
+    assert notes == ["inconsistent_date_format"]
+
+
+def test_iso_dates_are_never_swapped_in_a_day_first_column():
+    values, _, _ = dates("2026-01-02", "25/04/2026")
+    assert values[0] == date(2026, 1, 2)
+
+
+def test_nulls_stay_null_without_a_problem():
+    values, problems, _ = dates(None, "2026-01-01")
+    assert values == [None, date(2026, 1, 1)] and problems == [None, None]
+
+
+# Rows of dateutil's own vectors that we deliberately read differently, and why.
+DELIBERATE = {
+    "": "an empty cell is a missing value, not an invalid date",
+}
+
+
+def _dateutil_vectors():
+    """The in-scope rows: one value, dayfirst/yearfirst off, no default date, tz dict or fuzzy."""
+    with open(CORPORA / "date-vectors" / "dateutil_parser_vectors.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        pytest.param(r["input"], r["expected_date"], id=r["input"] or "(empty)")
+        for r in rows
+        if r["dayfirst"] == "false"
+        and r["yearfirst"] == "false"
+        and not r["other_kwargs"]
+        and r["input"] not in DELIBERATE
+    ]
+
+
+@pytest.mark.parametrize(("text", "expected"), _dateutil_vectors())
+def test_dateutil_own_vectors_parse_to_their_expected_date(text, expected):
+    values, problems, _ = dates(text)
+    if expected == "ERROR":
+        assert values == [None] and problems == ["invalid_date"]
+    else:
+        assert values == [date.fromisoformat(expected)] and problems == [None]
+
+
+def test_deliberate_differences_from_dateutil_hold():
+    values, problems, _ = dates(None)  # "" becomes None before parsing (missing_to_null)
+    assert values == [None] and problems == [None]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1234.56", "1234.56"),
+        ("$1,234.56", "1234.56"),
+        ("1.234,56 €", "1234.56"),
+        ("1 234,56", "1234.56"),
+        ("1\u00a0234,56", "1234.56"),
+        ("(1,000)", "-1000.00"),
+        ("-5", "-5.00"),
+        ("USD 99", "99.00"),
+        ("99 EUR", "99.00"),
+        ("£12", "12.00"),
+        ("1,234,567", "1234567.00"),
+        ("12.345.678,90", "12345678.90"),
+        ("0,99", "0.99"),
+        ("1.03444E11", "103444000000.00"),
+    ],
+)
+def test_money_in_common_notations(text, expected):
+    parsed = parse_money(pl.Series("v", [text]))
+    assert parsed.values.to_list() == [Decimal(expected)] and parsed.problem.to_list() == [None]
+
+
+def test_three_digit_group_follows_the_columns_decimal_mark():
+    european = parse_money(pl.Series("v", ["1.234", "5,50"])).values.to_list()
+    american = parse_money(pl.Series("v", ["1,234", "5.50"])).values.to_list()
+    assert european == [Decimal("1234.00"), Decimal("5.50")]
+    assert american == [Decimal("1234.00"), Decimal("5.50")]
+
+
+@pytest.mark.parametrize("text", ["abc", "ca. zehn", "1.2.3,4,5", "$", "12abc"])
+def test_non_numbers_are_invalid(text):
+    parsed = parse_money(pl.Series("v", [text]))
+    assert parsed.values.to_list() == [None] and parsed.problem.to_list() == ["invalid_number"]
+
+
+def test_emails_are_trimmed_lowercased_and_validated():
+    parsed = parse_emails(
+        pl.Series("e", [" Bob@Example.COM ", "chloé@acme.example", "nope", "a@b", None])
+    )
+    assert parsed.values.to_list() == ["bob@example.com", "chloé@acme.example", None, None, None]
+    assert parsed.problem.to_list() == [None, None, "invalid_email", "invalid_email", None]
+
+
+def test_urls_get_a_scheme_and_a_lowercase_host():
+    parsed = parse_urls(
+        pl.Series("u", ["Acme.COM/Path", "http://X.io", "not a url", "localhost", None])
+    )
+    assert parsed.values.to_list() == ["https://acme.com/Path", "http://x.io", None, None, None]
+    assert parsed.problem.to_list() == [None, None, "invalid_url", "invalid_url", None]
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   ", "#N/A", "N/A", "NULL", "null", "NaN", "None", "-", "\t"]
+)
+def test_blank_and_placeholder_cells_are_missing(text):
+    assert pl.select(missing_to_null(pl.lit(text))).item() is None
+
+
+def test_real_values_are_trimmed_not_dropped():
+    assert pl.select(missing_to_null(pl.lit("  NA-West "))).item() == "NA-West"
