@@ -7,7 +7,8 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 
 export UV_PYTHON_DOWNLOADS := never
-export DAGSTER_HOME := $(CURDIR)/dagster_home
+DAGSTER_HOME ?= $(CURDIR)/dagster_home
+export DAGSTER_HOME
 
 .PHONY: setup dev test lint format samples ingest
 

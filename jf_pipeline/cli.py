@@ -25,7 +25,7 @@ from jf_pipeline.definitions import all_assets, build_resources
 from jf_pipeline.partitions import tenants as tenants_partitions
 from jf_pipeline.resources import landing_store_from_uri, warehouse_from_path
 
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 SUMMARY_COLUMNS = [
     ("tenant", "tenant_id"),
     ("outcome", "outcome"),
@@ -145,11 +145,10 @@ def ingest(
             failed = True
             rows.append({"tenant_id": tenant, "outcome": "failed"})
             for event in result.all_events:
-                if event.is_failure and event.step_failure_data and event.step_failure_data.error:
-                    print(
-                        f"  {tenant}: {event.step_failure_data.error.message.strip()}",
-                        file=sys.stderr,
-                    )
+                if event.is_step_failure and event.step_failure_data.error:
+                    error = event.step_failure_data.error
+                    root = error.cause or error
+                    print(f"  {tenant} {event.step_key}: {root.message.strip()}", file=sys.stderr)
             continue
         done = wh.last_ingestions(warehouse.path).filter(pl.col("tenant_id") == tenant)
         rows.append(

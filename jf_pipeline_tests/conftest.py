@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterInstance, materialize, mem_io_manager
+from dagster import DagsterInstance, instance_for_test, materialize, mem_io_manager
 
 from jf_pipeline.definitions import all_assets, build_resources
 from jf_pipeline.resources import LandingStore, LocalLandingStore, Warehouse
@@ -35,7 +35,8 @@ def warehouse_path(tmp_path: Path) -> str:
 
 @pytest.fixture
 def instance():
-    with DagsterInstance.ephemeral() as inst:
+    """A real SQLite-backed Dagster instance in a temporary DAGSTER_HOME."""
+    with instance_for_test() as inst:
         yield inst
 
 
@@ -53,6 +54,15 @@ def run_tenant(
         resources=build_resources(landing, Warehouse(path=warehouse_path), mem_io_manager),
         raise_on_error=False,
     )
+
+
+def materializations(result) -> dict[str, dict]:
+    """asset key -> metadata of each materialization in a run result."""
+    found = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        found[materialization.asset_key.to_user_string()] = materialization.metadata
+    return found
 
 
 def query(warehouse_path: str, sql: str, params: list | None = None) -> list[tuple]:

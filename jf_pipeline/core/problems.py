@@ -25,7 +25,6 @@ REASONS: dict[str, tuple[str, str]] = {
     "inconsistent_date_format": (ERROR, "the value's day/month order contradicts the column"),
     "invalid_number": (ERROR, "the value is not a number"),
     "invalid_email": (ERROR, "the value is not a valid e-mail address"),
-    "invalid_url": (ERROR, "the value is not a web address"),
     "no_account_name": (ERROR, "neither the deal row nor accounts.csv names the account"),
     "invalid_optional_value": (WARNING, "an optional value was invalid and left blank"),
     "missing_optional_value": (WARNING, "a recommended value is blank"),
@@ -36,7 +35,6 @@ REASONS: dict[str, tuple[str, str]] = {
     "unknown_reports_to": (WARNING, "reports_to_id names no contact in the file"),
     "reports_to_cycle": (WARNING, "the reports_to_id chain loops back to this contact"),
     "ignored_columns": (WARNING, "columns that are not in the contract were ignored"),
-    "ignored_file": (WARNING, "a file that is not one of the contract's files was ignored"),
 }
 
 PROBLEM_SCHEMA: dict[str, pl.DataType] = {

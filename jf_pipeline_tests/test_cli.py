@@ -1,0 +1,138 @@
+"""`jf ingest` as the contract describes it: headless runs of the same assets, a summary,
+only changed tenants, idempotent reruns and a non-zero exit when a tenant fails."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from jf_pipeline.cli import main
+from jf_pipeline_tests.conftest import PROJECT, SAMPLE_TENANTS, query
+
+pytestmark = pytest.mark.integration
+
+TABLES = ["importable_deals", "importable_contacts", "accounts", "rejected_rows"]
+
+
+def snapshot(warehouse: str) -> dict[str, list]:
+    return {t: query(warehouse, f"SELECT * FROM {t} ORDER BY ALL") for t in TABLES}  # noqa: S608
+
+
+def test_ingest_twice_prints_summary_and_leaves_the_same_rows(landing_root, warehouse_path, capsys):
+    assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "tenant",
+        "outcome",
+        "deals",
+        "rejected",
+        "accounts",
+        "contacts",
+        "errors",
+        "warnings",
+    ]
+    assert [line.split()[0] for line in lines[2:]] == SAMPLE_TENANTS
+    assert "initech   published  15     4" in out
+    first = snapshot(warehouse_path)
+    assert len(first["importable_deals"]) == 30 + 20 + 15 + 12
+
+    assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 0
+    assert "nothing to ingest" in capsys.readouterr().out
+    assert (
+        main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path, "--all"])
+        == 0
+    )
+    assert snapshot(warehouse_path) == first
+
+
+def test_only_changed_tenants_are_ingested(landing_root, warehouse_path, capsys):
+    main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path])
+    capsys.readouterr()
+    contacts = landing_root / "acme" / "contacts.csv"
+    contacts.write_text("\n".join(contacts.read_text().splitlines()[:3]) + "\n")
+    assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["acme"]
+    assert query(
+        warehouse_path, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'acme'"
+    ) == [(2,)]
+
+
+def test_unknown_or_invalid_named_tenant_fails_but_others_run(landing_root, warehouse_path, capsys):
+    code = main(
+        [
+            "ingest",
+            "--landing",
+            str(landing_root),
+            "--warehouse",
+            warehouse_path,
+            "--tenant",
+            "globex",
+            "--tenant",
+            "../etc",
+            "--tenant",
+            "nobody",
+        ]
+    )
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "no landing folder for tenant '../etc'" in captured.err
+    assert "no landing folder for tenant 'nobody'" in captured.err
+    assert query(warehouse_path, "SELECT DISTINCT tenant_id FROM importable_deals") == [("globex",)]
+
+
+def test_a_failing_tenant_exits_non_zero_and_the_others_still_publish(
+    landing_root, tmp_path, capsys
+):
+    # A directory where the DuckDB file should be makes every publish fail.
+    bad_warehouse = tmp_path / "is_a_directory.duckdb"
+    bad_warehouse.mkdir()
+    code = main(
+        [
+            "ingest",
+            "--landing",
+            str(landing_root),
+            "--warehouse",
+            str(bad_warehouse),
+            "--tenant",
+            "acme",
+        ]
+    )
+    assert code == 1
+    assert "failed" in capsys.readouterr().out
+
+
+def test_invalid_tenant_folders_are_reported_and_skipped(landing_root, warehouse_path, capsys):
+    (landing_root / "Bad Name").mkdir()
+    (landing_root / "Bad Name" / "deals.csv").write_text("x\n")
+    assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 0
+    assert "skipped landing folder 'Bad Name'" in capsys.readouterr().err
+
+
+def test_the_installed_jf_command_runs(landing_root, warehouse_path):
+    jf = PROJECT / ".venv" / "bin" / "jf"
+    command = [str(jf)] if jf.exists() else [sys.executable, "-m", "jf_pipeline.cli"]
+    result = subprocess.run(
+        [
+            *command,
+            "ingest",
+            "--landing",
+            str(landing_root),
+            "--warehouse",
+            warehouse_path,
+            "--tenant",
+            "umbrella",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "umbrella  published  12" in result.stdout
+    help_text = subprocess.run(
+        [*command, "ingest", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert "--landing" in help_text.stdout and "Exit codes" in help_text.stdout

@@ -1,0 +1,95 @@
+"""The code location loads as the UI and daemon load it, with the lineage, partitions,
+pool, sensor and resources the README describes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from dagster import AssetKey, DefaultSensorStatus
+
+from jf_pipeline.assets import WAREHOUSE_POOL
+from jf_pipeline.core.problems import REASONS
+from jf_pipeline.definitions import defs
+from jf_pipeline.partitions import tenants
+from jf_pipeline.resources import LocalLandingStore, S3LandingStore
+from jf_pipeline_tests.conftest import PROJECT
+
+RAW = ["raw_deals", "raw_accounts", "raw_contacts"]
+CLEAN = ["clean_deals", "clean_accounts", "clean_contacts"]
+PUBLISHED = ["importable_deals", "accounts", "importable_contacts", "rejected_rows"]
+
+
+def test_definitions_load_with_every_asset():
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(RAW + CLEAN + PUBLISHED)
+
+
+def test_lineage_runs_raw_to_clean_to_published():
+    graph = defs.resolve_asset_graph()
+    for raw, clean in zip(RAW, CLEAN, strict=True):
+        assert graph.get(AssetKey(clean)).parent_keys == {AssetKey(raw)}
+    assert graph.get(AssetKey("importable_deals")).parent_keys == {
+        AssetKey("clean_deals"),
+        AssetKey("clean_accounts"),
+    }
+    assert AssetKey("clean_contacts") in graph.get(AssetKey("rejected_rows")).parent_keys
+
+
+def test_every_asset_shares_the_tenants_partitions_and_has_docs():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.partitions_def == tenants, key
+        assert node.description and len(node.description) > 40, key
+        assert node.group_name in {"landing", "cleaning", "warehouse"}, key
+
+
+def test_publishing_runs_in_the_single_writer_pool():
+    publish = defs.resolve_assets_def(AssetKey("importable_deals"))
+    assert publish.op.pool == WAREHOUSE_POOL
+    config = (PROJECT / "dagster_home" / "dagster.yaml").read_text()
+    assert re.search(r"pools:\s*\n(\s+#.*\n)*\s+default_limit: 1", config)
+
+
+def test_landing_sensor_is_on_by_default_and_targets_the_ingest_job():
+    sensor = defs.resolve_sensor_def("landing_sensor")
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+    assert sensor.job_name == "ingest_tenant"
+    assert sensor.minimum_interval_seconds <= 30
+
+
+def test_landing_store_is_chosen_by_jf_landing(monkeypatch):
+    from jf_pipeline.resources import landing_store_from_uri
+
+    monkeypatch.delenv("JF_LANDING", raising=False)
+    assert isinstance(landing_store_from_uri(), LocalLandingStore)
+    monkeypatch.setenv("JF_LANDING", "s3://bucket/some/prefix")
+    store = landing_store_from_uri()
+    assert isinstance(store, S3LandingStore) and (store.bucket, store.prefix) == (
+        "bucket",
+        "some/prefix",
+    )
+
+
+def test_workspace_loads_through_the_dagster_cli():
+    result = subprocess.run(
+        [
+            str(PROJECT / ".venv" / "bin" / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_lists_every_reason_code():
+    readme = (PROJECT / "README.md").read_text()
+    for reason, (severity, _) in REASONS.items():
+        assert f"| `{reason}` | {severity} |" in readme, reason

@@ -1,0 +1,208 @@
+"""Each sample tenant through the real assets into a real DuckDB file.
+
+Protects the end-to-end promise of issue 2: files in a tenant folder become the contract
+tables with the right rows, types and rejected_rows, and a rerun replaces a tenant's rows
+atomically without touching other tenants.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from jf_pipeline.contract import WAREHOUSE_TABLES
+from jf_pipeline_tests.conftest import SAMPLE_TENANTS, materializations, query, run_tenant
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def published(landing_root, warehouse_path, instance):
+    for tenant in SAMPLE_TENANTS:
+        assert run_tenant(tenant, landing_root, warehouse_path, instance).success
+    return warehouse_path
+
+
+def test_contract_tables_have_exactly_the_contract_columns_and_types(published):
+    con = duckdb.connect(published, read_only=True)
+    for table, (_, columns) in WAREHOUSE_TABLES.items():
+        found = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        assert [(c, t.replace(" ", "")) for c, t in found] == [(c, t) for c, t in columns], table
+    con.close()
+
+
+def test_exact_format_tenant_publishes_every_row(published):
+    assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme'") == [
+        (30,)
+    ]
+    assert query(
+        published, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'acme'"
+    ) == [(40,)]
+    assert query(published, "SELECT count(*) FROM accounts WHERE tenant_id = 'acme'") == [(8,)]
+    assert query(published, "SELECT count(*) FROM rejected_rows WHERE tenant_id = 'acme'") == [(0,)]
+    # Deal D-0010 names its account inline ("... (EMEA)"): the deal row wins over accounts.csv,
+    # while the URL it leaves blank comes from accounts.csv.
+    name, url = query(
+        published,
+        "SELECT account_name, account_url FROM importable_deals WHERE tenant_id = 'acme' AND deal_unique_id = 'D-0010'",
+    )[0]
+    assert name.endswith("(EMEA)") and url.startswith("https://www.")
+
+
+def test_inline_only_tenant_builds_accounts_from_deals_and_warns_on_missing_urls(published):
+    assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
+        (20,)
+    ]
+    accounts = query(
+        published, "SELECT count(*), count(url) FROM accounts WHERE tenant_id = 'globex'"
+    )
+    assert accounts[0][0] > 0
+    warnings = query(
+        published,
+        "SELECT DISTINCT reason, severity FROM rejected_rows WHERE tenant_id = 'globex'",
+    )
+    assert warnings == [("no_account_url", "warning")]
+    assert query(
+        published, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'globex'"
+    ) == [(0,)]
+
+
+def test_messy_tenant_is_cleaned_and_every_bad_row_explained(published):
+    rows = dict(
+        query(
+            published,
+            "SELECT deal_unique_id, target_close_date FROM importable_deals WHERE tenant_id = 'initech'",
+        )
+    )
+    assert len(rows) == 15
+    assert all(isinstance(d, date) for d in rows.values())
+    value, owner = query(
+        published,
+        "SELECT value, owner_email FROM importable_deals WHERE tenant_id = 'initech' AND deal_unique_id = 'IN-003'",
+    )[0]
+    assert value == Decimal("9.99")  # the later duplicate row wins
+    assert owner == "bill@initech.example"
+    reasons = query(
+        published,
+        "SELECT row_number, record_id, severity, reason FROM rejected_rows "
+        "WHERE tenant_id = 'initech' AND file = 'deals.csv' ORDER BY row_number NULLS FIRST, reason",
+    )
+    assert reasons == [
+        (None, None, "warning", "ignored_columns"),
+        (3, "IN-003", "warning", "duplicate_id"),
+        (16, "IN-100", "error", "invalid_date"),
+        (17, "IN-101", "error", "missing_value"),
+        (18, "IN-102", "error", "invalid_number"),
+        (20, "IN-103", "error", "no_account_name"),
+    ]
+    # cp1252 accounts.csv: accents survive; URL host lower-cased with a scheme.
+    assert ("Société Générale d'Études",) in query(
+        published, "SELECT name FROM accounts WHERE tenant_id = 'initech'"
+    )
+    assert query(
+        published,
+        "SELECT url FROM accounts WHERE tenant_id = 'initech' AND account_unique_id = 'K1'",
+    ) == [("https://litware.example",)]
+    contact_reasons = query(
+        published,
+        "SELECT reason, count(*) FROM rejected_rows WHERE tenant_id = 'initech' AND file = 'contacts.csv' GROUP BY ALL ORDER BY ALL",
+    )
+    assert contact_reasons == [
+        ("reports_to_cycle", 3),
+        ("unknown_account", 1),
+        ("unknown_reports_to", 1),
+    ]
+
+
+def test_utf16_tab_export_with_other_crm_labels_is_read(published):
+    rows = query(
+        published,
+        "SELECT count(*), min(value), count(DISTINCT account_name) FROM importable_deals WHERE tenant_id = 'umbrella'",
+    )
+    count, minimum, named_accounts = rows[0]
+    assert count == 12 and minimum < 0 and named_accounts >= 1  # (1,234.00) is a negative amount
+
+
+def test_rerun_replaces_one_tenants_rows_and_leaves_others(landing_root, published, instance):
+    before_acme = query(
+        published, "SELECT * FROM importable_deals WHERE tenant_id = 'acme' ORDER BY ALL"
+    )
+    deals = landing_root / "globex" / "deals.csv"
+    lines = deals.read_text().splitlines(keepends=True)
+    deals.write_text("".join(lines[:6]))  # the header and 5 deals
+    assert run_tenant("globex", landing_root, published, instance).success
+    assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
+        (5,)
+    ]
+    assert (
+        query(published, "SELECT * FROM importable_deals WHERE tenant_id = 'acme' ORDER BY ALL")
+        == before_acme
+    )
+    # Same files again: the same rows, not duplicates.
+    assert run_tenant("globex", landing_root, published, instance).success
+    assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
+        (5,)
+    ]
+
+
+def test_a_file_rejected_as_a_whole_keeps_the_last_good_data(landing_root, published, instance):
+    before = query(
+        published, "SELECT * FROM importable_deals WHERE tenant_id = 'acme' ORDER BY ALL"
+    )
+    (landing_root / "acme" / "deals.csv").write_text("Name,owner_email\nOops,a@b.example\n")
+    assert run_tenant("acme", landing_root, published, instance).success
+    assert (
+        query(published, "SELECT * FROM importable_deals WHERE tenant_id = 'acme' ORDER BY ALL")
+        == before
+    )
+    assert query(
+        published,
+        "SELECT file, row_number, severity, reason FROM rejected_rows WHERE tenant_id = 'acme'",
+    ) == [("deals.csv", None, "error", "missing_columns")]
+    assert query(
+        published,
+        "SELECT outcome FROM ingestions WHERE tenant_id = 'acme' ORDER BY finished_at DESC LIMIT 1",
+    ) == [("partial",)]
+
+
+def test_a_deleted_deals_file_does_not_wipe_published_deals(landing_root, published, instance):
+    (landing_root / "globex" / "deals.csv").unlink()
+    assert run_tenant("globex", landing_root, published, instance).success
+    assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
+        (20,)
+    ]
+    assert query(published, "SELECT reason FROM rejected_rows WHERE tenant_id = 'globex'") == [
+        ("file_missing",)
+    ]
+
+
+def test_materializations_carry_source_metadata_and_row_counts(
+    landing_root, warehouse_path, instance
+):
+    result = run_tenant("acme", landing_root, warehouse_path, instance)
+    by_key = materializations(result)
+    raw = by_key["raw_deals"]
+    assert raw["source_key"].value.endswith("acme/deals.csv")
+    assert len(raw["source_version"].value) == 64  # SHA-256 of the bytes
+    assert raw["source_size_bytes"].value == (landing_root / "acme" / "deals.csv").stat().st_size
+    assert raw["dagster/row_count"].value == 30
+    assert by_key["importable_deals"]["dagster/row_count"].value == 30
+    assert by_key["clean_deals"]["errors"].value == 0
+    assert "present" in by_key["raw_contacts"]
+
+
+def test_absent_optional_files_yield_empty_frames_said_in_metadata(
+    landing_root, warehouse_path, instance
+):
+    result = run_tenant("globex", landing_root, warehouse_path, instance)
+    metadata = materializations(result)
+    assert metadata["raw_contacts"]["present"].value is False
+    assert metadata["raw_contacts"]["dagster/row_count"].value == 0
+    assert metadata["raw_accounts"]["present"].value is False
