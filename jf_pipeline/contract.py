@@ -84,43 +84,27 @@ class FileSpec:
 
 T, ID, DATE, MONEY, EMAIL, URL = Kind.TEXT, Kind.ID, Kind.DATE, Kind.MONEY, Kind.EMAIL, Kind.URL
 
+# fmt: off
+# One line a column: name as in the contract, kind, required, aliases (other CRMs' export
+# labels with exactly the same meaning: Salesforce, HubSpot, Pipedrive, Dynamics).
+# Never alias an owner's *name* to owner_email.
 DEALS = FileSpec(
     dataset="deals",
     key="deal_unique_id",
     columns=(
-        Column("Name", T, True, aliases=("Deal Name", "Opportunity Name"), output="name"),
-        Column(
-            "target_close_date",
-            DATE,
-            True,
-            aliases=("Close Date", "CloseDate", "Expected Close Date"),
-        ),
-        Column(
-            "owner_email",
-            EMAIL,
-            True,
-            aliases=("Owner Email", "Deal Owner Email", "Opportunity Owner Email"),
-        ),
-        Column(
-            "value",
-            MONEY,
-            True,
-            aliases=("Amount", "Deal Value", "Deal Amount", "Opportunity Amount"),
-        ),
-        Column("deal_unique_id", ID, True, aliases=("Record ID", "Deal ID", "Opportunity ID")),
-        Column(
-            "account_unique_id",
-            ID,
-            True,
-            aliases=("Account ID", "Company ID", "Associated Company ID"),
-        ),
-        Column("deal_stage", T, aliases=("Deal Stage", "Stage", "StageName")),
-        Column("pipeline_id", T, aliases=("Pipeline", "Pipeline ID")),
+        Column("Name", T, True, aliases=("Deal Name", "Opportunity Name", "Deal - Title", "Topic"), output="name"),
+        Column("target_close_date", DATE, True, aliases=("Close Date", "CloseDate", "Expected Close Date", "Deal - Expected close date", "Est. Close Date", "Estimated Close Date")),
+        Column("owner_email", EMAIL, True, aliases=("Owner Email", "Deal Owner Email", "Opportunity Owner Email", "Opportunity Owner: Email", "Deal - Owner email")),
+        Column("value", MONEY, True, aliases=("Amount", "Deal Value", "Deal Amount", "Opportunity Amount", "Deal - Value", "Est. Revenue", "Estimated Revenue")),
+        Column("deal_unique_id", ID, True, aliases=("Record ID", "Deal ID", "Opportunity ID", "Deal - ID", "(Do Not Modify) Opportunity")),
+        Column("account_unique_id", ID, True, aliases=("Account ID", "Company ID", "Associated Company ID", "Organization ID", "Deal - Organization ID")),
+        Column("deal_stage", T, aliases=("Deal Stage", "Stage", "StageName", "Deal - Stage", "Sales Stage")),
+        Column("pipeline_id", T, aliases=("Pipeline", "Pipeline ID", "Deal - Pipeline")),
         Column("project_type", T, aliases=("Project Type",)),
-        Column("description", T, aliases=("Deal Description",)),
-        Column("account_name", T, aliases=("Account Name", "Company Name")),
-        Column("account_url", URL, aliases=("Account Website", "Company Website", "Website")),
-        Column("account_industry", T, aliases=("Account Industry", "Industry")),
+        Column("description", T, aliases=("Deal Description", "Opportunity Description")),
+        Column("account_name", T, aliases=("Account Name", "Company Name", "Associated Company", "Deal - Organization", "Potential Customer")),
+        Column("account_url", URL, aliases=("Account Website", "Company Website", "Website", "Company Domain Name")),
+        Column("account_industry", T, aliases=("Account Industry", "Industry", "Company Industry")),
     ),
 )
 
@@ -130,22 +114,10 @@ ACCOUNTS = FileSpec(
     columns=(
         # Deals can supply an account's name and URL inline, so a blank one here is a
         # warning, not a rejected row.
-        Column("name", T, True, value_required=False, aliases=("Account Name", "Company Name")),
-        Column(
-            "unique_id",
-            ID,
-            True,
-            aliases=("Account ID", "Company ID", "Record ID"),
-            output="account_unique_id",
-        ),
-        Column(
-            "url",
-            URL,
-            True,
-            value_required=False,
-            aliases=("Website", "Company Domain Name", "Domain"),
-        ),
-        Column("industry", T, aliases=("Industry",)),
+        Column("name", T, True, value_required=False, aliases=("Account Name", "Company Name", "Organization - Name", "Organization Name")),
+        Column("unique_id", ID, True, aliases=("Account ID", "Company ID", "Record ID", "Organization - ID", "Organization ID"), output="account_unique_id"),
+        Column("url", URL, True, value_required=False, aliases=("Website", "Website URL", "Company Domain Name", "Domain", "Organization - Website")),
+        Column("industry", T, aliases=("Industry", "Organization - Industry")),
     ),
 )
 
@@ -153,22 +125,18 @@ CONTACTS = FileSpec(
     dataset="contacts",
     key="contact_unique_id",
     columns=(
-        Column("first_name", T, True, aliases=("First Name", "FirstName")),
-        Column("last_name", T, True, aliases=("Last Name", "LastName")),
-        Column("email_address", EMAIL, True, aliases=("Email", "E-mail", "Email Address")),
-        Column(
-            "account_unique_id",
-            ID,
-            True,
-            aliases=("Account ID", "Company ID", "Associated Company ID"),
-        ),
-        Column("contact_unique_id", ID, True, aliases=("Contact ID", "Record ID")),
-        Column("role", T, aliases=("Title", "Job Title")),
-        Column("phone_number", T, aliases=("Phone", "Phone Number")),
+        Column("first_name", T, True, aliases=("First Name", "FirstName", "Person - First name")),
+        Column("last_name", T, True, aliases=("Last Name", "LastName", "Person - Last name")),
+        Column("email_address", EMAIL, True, aliases=("Email", "E-mail", "Email Address", "Person - Email")),
+        Column("account_unique_id", ID, True, aliases=("Account ID", "Company ID", "Associated Company ID", "Organization ID", "Person - Organization ID")),
+        Column("contact_unique_id", ID, True, aliases=("Contact ID", "Record ID", "Person - ID", "Person ID")),
+        Column("role", T, aliases=("Title", "Job Title", "Person - Job title")),
+        Column("phone_number", T, aliases=("Phone", "Phone Number", "Business Phone", "Person - Phone")),
         Column("linkedin_url", URL, aliases=("LinkedIn", "LinkedIn URL", "LinkedIn Profile")),
-        Column("reports_to_id", ID, aliases=("Reports To ID", "ReportsToId")),
+        Column("reports_to_id", ID, aliases=("Reports To ID", "ReportsToId", "Manager ID")),
     ),
 )
+# fmt: on
 
 FILES: dict[str, FileSpec] = {spec.dataset: spec for spec in (DEALS, ACCOUNTS, CONTACTS)}
 FILE_NAMES: dict[str, FileSpec] = {spec.file_name: spec for spec in FILES.values()}

@@ -48,6 +48,9 @@ def test_csv_spectrum_file_yields_its_expected_json(name):
         ("sparse_with_column_errors.csv", "windows-1252", ",", None, None),
         ("weird_head_padding.csv", "utf-8", ";", None, None),
         ("mixedGLB.csv", "utf-8", ",", None, None),
+        ("complex.csv", "utf-8", ",", 4, 4),
+        ("small.csv", "utf-8", ",", 1, 1),
+        ("excel_pasting.csv", "utf-8", ",", None, None),
     ],
 )
 def test_messytables_files_decode_and_split_as_documented(name, encoding, delimiter, rows, columns):
@@ -59,6 +62,20 @@ def test_messytables_files_decode_and_split_as_documented(name, encoding, delimi
         assert non_blank.height + 1 == rows
     if columns is not None:
         assert len(parsed.headers) == columns
+
+
+def test_a_space_before_an_opening_quote_still_quotes():
+    # messytables' complex.csv: `2011-01-03, , "6,000,000",Galway`
+    parsed = parse_csv((MESSY / "complex.csv").read_bytes())
+    assert parsed.body.row(2)[2:] == ("2011-01-03", "", "6,000,000", "Galway")
+
+
+def test_report_titles_above_the_header_are_skipped_and_reported():
+    data = f"Opportunity Report\nGenerated 2026-11-28,by admin\n\n{DEALS_HEADER}\n{DEAL_ROW}\n".encode()
+    table = read_table(data, DEALS)
+    assert not table.rejected
+    assert table.frame.select("row_number", "deal_unique_id").rows() == [(1, "D1")]
+    assert table.problems["reason"].to_list() == ["preamble_skipped"]
 
 
 def test_messytables_documented_cells():

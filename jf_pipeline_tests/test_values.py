@@ -43,6 +43,8 @@ def dates(*values):
         ("2026-12-31 08:15", date(2026, 12, 31)),
         ("12/31/26", date(2026, 12, 31)),
         ("46387", date(2026, 12, 31)),  # an Excel serial number
+        ("12/31/2026 10:00 AM", date(2026, 12, 31)),
+        ("31.12.2026 23:59", date(2026, 12, 31)),
     ],
 )
 def test_each_accepted_date_form_reads_as_the_calendar_date(text, expected):
@@ -120,6 +122,49 @@ def test_dateutil_own_vectors_parse_to_their_expected_date(text, expected):
         assert values == [date.fromisoformat(expected)] and problems == [None]
 
 
+def _day_first_vectors():
+    """Rows that pass dayfirst=True (yearfirst off) in dateutil's and pandas' vectors."""
+    params = []
+    for name in ("dateutil_parser_vectors.csv", "pandas_dayfirst_yearfirst_vectors.csv"):
+        with open(CORPORA / "date-vectors" / name, newline="") as f:
+            for r in csv.DictReader(f):
+                if (
+                    r["dayfirst"] == "true"
+                    and r["yearfirst"] == "false"
+                    and not r.get("other_kwargs")
+                ):
+                    params.append(
+                        pytest.param(r["input"], r["expected_date"], id=f"{name[:7]}:{r['input']}")
+                    )
+    return params
+
+
+@pytest.mark.parametrize(("text", "expected"), _day_first_vectors())
+def test_day_first_vectors_parse_as_expected_when_the_column_is_day_first(text, expected):
+    # We have no dayfirst flag: the column decides. 25/12/2030 makes this column day-first.
+    values, problems, _ = dates(text, "25/12/2030")
+    assert values[0] == date.fromisoformat(expected) and problems[0] is None
+
+
+def _month_first_pandas_vectors():
+    with open(CORPORA / "date-vectors" / "pandas_dayfirst_yearfirst_vectors.csv", newline="") as f:
+        return [
+            pytest.param(r["input"], r["expected_date"], id=r["input"])
+            for r in csv.DictReader(f)
+            if r["dayfirst"] == "false" and r["yearfirst"] == "false"
+        ]
+
+
+@pytest.mark.parametrize(("text", "expected"), _month_first_pandas_vectors())
+def test_pandas_vectors_without_flags_parse_as_expected(text, expected):
+    values, problems, _ = dates(text)
+    assert values == [date.fromisoformat(expected)] and problems == [None]
+
+
+# yearfirst=True rows (e.g. "10-11-12" as 2010-11-12) are deliberately out of scope: no CRM
+# exports a two-digit year first, so a two-digit group is always read as the year when last.
+
+
 def test_deliberate_differences_from_dateutil_hold():
     values, problems, _ = dates(None)  # "" becomes None before parsing (missing_to_null)
     assert values == [None] and problems == [None]
@@ -168,6 +213,16 @@ def test_emails_are_trimmed_lowercased_and_validated():
     )
     assert parsed.values.to_list() == ["bob@example.com", "chloé@acme.example", None, None, None]
     assert parsed.problem.to_list() == [None, None, "invalid_email", "invalid_email", None]
+
+
+def test_display_name_and_mailto_forms_keep_the_address():
+    parsed = parse_emails(pl.Series("e", ["Ann Lee <Ann@X.example>", "mailto:bob@y.example"]))
+    assert parsed.values.to_list() == ["ann@x.example", "bob@y.example"]
+
+
+def test_date_times_vote_on_the_columns_day_month_order():
+    values, problems, notes = dates("03/04/2026 09:00", "25/04/2026 10:30")
+    assert values == [date(2026, 4, 3), date(2026, 4, 25)] and notes == []
 
 
 def test_urls_get_a_scheme_and_a_lowercase_host():

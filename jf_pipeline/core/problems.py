@@ -34,6 +34,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "unknown_account": (WARNING, "the contact's account is in neither accounts.csv nor deals.csv"),
     "unknown_reports_to": (WARNING, "reports_to_id names no contact in the file"),
     "reports_to_cycle": (WARNING, "the reports_to_id chain loops back to this contact"),
+    "preamble_skipped": (WARNING, "lines above the header row (a report title) were skipped"),
     "ignored_columns": (WARNING, "columns that are not in the contract were ignored"),
 }
 

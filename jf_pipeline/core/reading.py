@@ -12,6 +12,7 @@ import csv
 import io
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -159,7 +160,9 @@ def map_header(headers: list[str], spec: FileSpec) -> tuple[dict[int, str], list
     return mapping, ignored, conflicts
 
 
-def _record_widths(text: str, delimiter: str, eol: str) -> pl.Series:
+def _record_widths(
+    text: str, delimiter: str, eol: str, skip_initial_space: bool = False
+) -> pl.Series:
     """Fields per physical record, quote-aware; 0 for an empty line."""
     if '"' not in text:
         # No quoting: records are lines, and counting delimiters is exact and vectorised.
@@ -172,7 +175,9 @@ def _record_widths(text: str, delimiter: str, eol: str) -> pl.Series:
             .otherwise(lines.str.count_matches(delimiter, literal=True) + 1)
             .cast(pl.Int64)
         ).to_series()
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=skip_initial_space
+    )
     return pl.Series([len(row) for row in reader], dtype=pl.Int64)
 
 
@@ -185,48 +190,68 @@ class ParsedCsv:
     """`row_number`, `_width` (fields in the record) and cells `c0`..`c{n-1}` as strings."""
     encoding: str
     delimiter: str
+    skipped_lines: int = 0
+    """Records above the header (blank lines, a report's title) that were skipped."""
+    preamble: int = 0
+    """How many of them were not blank (a title, notes)."""
 
 
 class EmptyFile(ValueError):
     pass
 
 
-def parse_csv(data: bytes) -> ParsedCsv:
-    """Decode and split into records and cells; raises `UnreadableFile` or `EmptyFile`."""
+HEADER_SEARCH_ROWS = 20
+"""How many leading records may be a report's title or notes before the real header."""
+
+
+def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = None) -> ParsedCsv:
+    """Decode and split into records and cells; raises `UnreadableFile` or `EmptyFile`.
+
+    The header is the first non-blank record, unless `header_score` prefers a later one
+    among the first `HEADER_SEARCH_ROWS` (exports from report builders put titles above it).
+    """
     text, encoding = decode(data)
     if not text.strip():
         raise EmptyFile("it has no header row")
     delimiter = detect_delimiter(text)
     eol = _line_end(text)
-    widths = _record_widths(text, delimiter, eol)
+    # `a, "b,c"`: a space before the opening quote. Only the csv module can read it.
+    spaced_quotes = re.search(re.escape(delimiter) + r' +"', text[:_SNIFF_CHARS]) is not None
+    widths = _record_widths(text, delimiter, eol, skip_initial_space=spaced_quotes)
     width = max(int(widths.max() or 0), 1)
-    try:
-        frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")),
-            has_header=False,
-            separator=delimiter,
-            eol_char=eol,
-            schema={f"c{i}": pl.String for i in range(width)},
-            empty_string_is_null=False,
-            missing_columns="insert",
-            raise_if_empty=False,
-        )
-    except pl.exceptions.ComputeError:
-        frame = None
+    frame = None
+    if not spaced_quotes:
+        try:
+            frame = pl.read_csv(
+                io.BytesIO(text.encode("utf-8")),
+                has_header=False,
+                separator=delimiter,
+                eol_char=eol,
+                schema={f"c{i}": pl.String for i in range(width)},
+                empty_string_is_null=False,
+                missing_columns="insert",
+                raise_if_empty=False,
+            )
+        except pl.exceptions.ComputeError:
+            frame = None
     if frame is None or frame.height != len(widths):
         # polars and Python's csv module disagree on some malformed quoting; the csv
         # module's reading is the one the widths came from, so it decides.
-        frame = _frame_with_csv_module(text, delimiter, width)
+        frame = _frame_with_csv_module(text, delimiter, width, spaced_quotes)
     cells = frame.columns
     non_blank = frame.select(
         pl.any_horizontal(pl.col(c).str.strip_chars() != "" for c in cells)
     ).to_series()
     if not non_blank.any():
         raise EmptyFile("it has no header row")
-    # Leading blank lines before the header are skipped; row numbers count from the header.
-    header_at = int(non_blank.arg_true()[0])
+    candidates = [int(i) for i in non_blank.arg_true()[:HEADER_SEARCH_ROWS]]
+    header_at = candidates[0]
+    if header_score is not None:
+        scores = [header_score(_row_cells(frame, i, widths)) for i in candidates]
+        if max(scores) > scores[0]:
+            header_at = candidates[scores.index(max(scores))]
     header_width = int(widths[header_at])
-    headers = [h or "" for h in frame.row(header_at)[:header_width]]
+    headers = _row_cells(frame, header_at, widths)
     body = (
         frame.slice(header_at + 1)
         .select(cells[:header_width])
@@ -236,23 +261,39 @@ def parse_csv(data: bytes) -> ParsedCsv:
         )
     )
     return ParsedCsv(
-        headers, body.select("row_number", "_width", *cells[:header_width]), encoding, delimiter
+        headers,
+        body.select("row_number", "_width", *cells[:header_width]),
+        encoding,
+        delimiter,
+        skipped_lines=header_at,
+        preamble=candidates.index(header_at),
     )
 
 
-def _frame_with_csv_module(text: str, delimiter: str, width: int) -> pl.DataFrame:
-    rows = [
-        row + [""] * (width - len(row))
-        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    ]
+def _row_cells(frame: pl.DataFrame, index: int, widths: pl.Series) -> list[str]:
+    return [h or "" for h in frame.row(index)[: int(widths[index])]]
+
+
+def _frame_with_csv_module(
+    text: str, delimiter: str, width: int, skip_initial_space: bool
+) -> pl.DataFrame:
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=skip_initial_space
+    )
+    rows = [row + [""] * (width - len(row)) for row in reader]
     return pl.DataFrame(rows, schema={f"c{i}": pl.String for i in range(width)}, orient="row")
+
+
+def _required_matched(cells: list[str], spec: FileSpec) -> int:
+    mapping, _, _ = map_header(cells, spec)
+    return sum(1 for name in mapping.values() if name in spec.required)
 
 
 def read_table(data: bytes, spec: FileSpec) -> ReadTable:
     """Read one landing file. Never raises for bad content: problems say what went wrong."""
     file = spec.file_name
     try:
-        parsed = parse_csv(data)
+        parsed = parse_csv(data, header_score=lambda cells: _required_matched(cells, spec))
     except UnreadableFile as exc:
         return _rejected(spec, file_problem(file, "file_unreadable", f"{file}: {exc}"))
     except EmptyFile as exc:
@@ -320,6 +361,15 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
             extra += "_"
         used.add(extra)
         columns.append(pl.col(f"c{position}").alias(extra))
+    if parsed.preamble:
+        problems.append(
+            file_problem(
+                file,
+                "preamble_skipped",
+                f"{file}: {parsed.preamble} line(s) above the header row were skipped "
+                f"(the header is line {parsed.skipped_lines + 1})",
+            )
+        )
     if ignored:
         problems.append(
             file_problem(

@@ -8,6 +8,7 @@ so slow paths (dateutil) run once per distinct string.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -49,7 +50,9 @@ def _by_distinct(series: pl.Series, parse) -> tuple[pl.Series, pl.Series, list]:
 _ISO = r"^(\d{4})-(\d{1,2})-(\d{1,2})$"
 _ISO_DATETIME = r"^(\d{4}-\d{2}-\d{2})[T ]\d{1,2}:\d{2}"
 _YMD = r"^(\d{4})[/.](\d{1,2})[/.](\d{1,2})$"
-_NUMERIC = r"^(\d{1,2})([./-])(\d{1,2})[./-](\d{4}|\d{2})$"
+_NUMERIC = (
+    r"^(\d{1,2})([./-])(\d{1,2})[./-](\d{4}|\d{2})(?:[ T]\d{1,2}[:.]\d{2}.*)?$"  # time ignored
+)
 _SERIAL = r"^\d{5}(\.\d+)?$"
 _EXCEL_EPOCH = date(1899, 12, 30)
 _SERIAL_RANGE = (25569, 73051)  # 1970-01-01 .. 2100-01-01
@@ -78,8 +81,11 @@ def _full_year(y: pl.Expr) -> pl.Expr:
 def _dateutil(raw: str, dayfirst: bool) -> date | None:
     """A complete date written in a form dateutil reads; None for anything partial or not a date."""
     try:
-        a = dateutil_parser.parse(raw, dayfirst=dayfirst, default=datetime(2001, 1, 1))
-        b = dateutil_parser.parse(raw, dayfirst=dayfirst, default=datetime(2002, 2, 2))
+        with warnings.catch_warnings():
+            # Unknown time-zone names are irrelevant: only the calendar date is kept.
+            warnings.simplefilter("ignore", dateutil_parser.UnknownTimezoneWarning)
+            a = dateutil_parser.parse(raw, dayfirst=dayfirst, default=datetime(2001, 1, 1))
+            b = dateutil_parser.parse(raw, dayfirst=dayfirst, default=datetime(2002, 2, 2))
     except (ValueError, OverflowError, TypeError):
         return None
     # A component missing from the text was filled from the default: not a full date.
@@ -189,10 +195,12 @@ def parse_money(series: pl.Series) -> ParsedColumn:
             negative=raw.str.contains(r"^\s*\(.*\)\s*$")
             | raw.str.contains(r"^\s*[^\d]*-")
             | raw.str.contains(r"-\s*$"),
-            core=raw.str.replace_all(r"[()]", "")
+            # Signs and symbols off first, so `-CHF 5`, `USD -5` and `-$5` all lose the code.
+            core=raw.str.replace_all(r"[()]|\p{Sc}", "")
+            .str.strip_chars()
+            .str.strip_chars("+-")
             .str.strip_chars()
             .str.replace_all(_CURRENCY_CODE, "")
-            .str.replace_all(r"\p{Sc}", "")
             .str.replace_all(_SPACES, "")
             .str.strip_chars("+-"),
         ).with_columns(
@@ -291,7 +299,14 @@ _EMAIL = rf"^[\p{{L}}\p{{N}}.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$"
 
 def parse_emails(series: pl.Series) -> ParsedColumn:
     """Trimmed and lower-cased; anything a browser's e-mail field would refuse is invalid."""
-    lowered = series.str.strip_chars().str.to_lowercase()
+    # `Ann Lee <ann@x.example>` (Outlook) and `mailto:ann@x.example` keep just the address.
+    lowered = (
+        series.str.strip_chars()
+        .str.replace(r"^.*<([^<>]+)>$", "$1")
+        .str.replace(r"(?i)^mailto:", "")
+        .str.strip_chars()
+        .str.to_lowercase()
+    )
     ok = lowered.str.contains(_EMAIL)
     values = pl.select(pl.when(ok).then(lowered)).to_series().alias(series.name)
     problem = pl.select(
