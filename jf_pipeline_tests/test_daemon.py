@@ -1,43 +1,47 @@
 """The README's first command, for real: `make dev` starts the Dagster webserver and daemon;
-with no clicks the landing sensor's real ticks add the sample tenants, the daemon launches
-their runs, and importable_deals fills in DuckDB within two minutes.
+with no clicks the landing sensor's real ticks add tenants, the daemon launches their runs,
+and the warehouse fills. Once on the local sample folder, once on an S3 server (moto over
+HTTP) with an upload and an overwrite while it runs.
 
 State goes to temporary folders (DAGSTER_HOME, JF_LANDING, JF_WAREHOUSE, JF_STORAGE), so
-the test never touches the checkout's own data.
+the tests never touch the checkout's own data. Waits are bounded; processes are stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import time
 import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
 
+import boto3
 import duckdb
 import pytest
 
-from jf_pipeline_tests.conftest import PROJECT, SAMPLE_TENANTS, free_port
+from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, SAMPLE_TENANTS, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.daemon]
 
 DEADLINE_SECONDS = 120
 
 
-def _published_tenants(warehouse: str) -> dict[str, int]:
+def _query(warehouse: str, sql: str) -> list[tuple] | None:
+    """None while the file is missing or a run holds its write lock."""
     if not os.path.exists(warehouse):
-        return {}
+        return None
     try:
         con = duckdb.connect(warehouse, read_only=True)
-    except duckdb.Error:  # a run holds the write lock right now
-        return {}
-    try:
-        return dict(
-            con.execute("SELECT tenant_id, count(*) FROM importable_deals GROUP BY ALL").fetchall()
-        )
     except duckdb.Error:
-        return {}
+        return None
+    try:
+        return con.execute(sql).fetchall()
+    except duckdb.Error:
+        return None
     finally:
         con.close()
 
@@ -56,56 +60,111 @@ def _stop(process: subprocess.Popen) -> None:
             continue
 
 
-def test_make_dev_ingests_the_sample_tenants_with_no_clicks(tmp_path):
+class DevServer:
+    def __init__(self, process: subprocess.Popen, port: int, warehouse: str, log_path):
+        self.process, self.port, self.warehouse, self.log_path = process, port, warehouse, log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text()[-4000:]
+
+    def wait_for(self, what: str, check: Callable[[], bool]) -> None:
+        started = time.monotonic()
+        while time.monotonic() - started < DEADLINE_SECONDS:
+            assert self.process.poll() is None, self.log()
+            if check():
+                return
+            time.sleep(1)
+        raise AssertionError(f"timed out waiting for {what}\n{self.log()}")
+
+    def ui_up(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}/server_info", timeout=2
+            ) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+
+@contextlib.contextmanager
+def make_dev(tmp_path, **env_extra: str) -> Iterator[DevServer]:
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    landing = tmp_path / "landing"
-    shutil.copytree(PROJECT / "data" / "landing", landing)
     warehouse = str(tmp_path / "warehouse.duckdb")
     port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "JF_LANDING": str(landing),
         "JF_WAREHOUSE": warehouse,
         "JF_STORAGE": str(tmp_path / "storage"),
-        "JF_SENSOR_INTERVAL": "5",
+        "JF_SENSOR_INTERVAL": "2",
+        "JF_SETTLE_SECONDS": "1",
+        **env_extra,
     }
-    log = open(tmp_path / "dev.log", "w+")  # noqa: SIM115
-    process = subprocess.Popen(
-        ["make", "dev", f"PORT={port}"],
-        cwd=PROJECT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    started = time.monotonic()
-    try:
-        ui_up, published = False, {}
-        while time.monotonic() - started < DEADLINE_SECONDS:
-            assert process.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
-            if not ui_up:
-                try:
-                    with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/server_info", timeout=2
-                    ) as r:
-                        ui_up = r.status == 200
-                except OSError:
-                    pass
-            published = _published_tenants(warehouse)
-            if ui_up and set(published) == set(SAMPLE_TENANTS):
-                break
-            time.sleep(2)
-        output = (tmp_path / "dev.log").read_text()
-        assert ui_up, output[-3000:]
-        assert f"http://127.0.0.1:{port}" in output  # the address is printed
-        assert published == {"acme": 30, "globex": 20, "initech": 15, "umbrella": 12}, output[
-            -3000:
-        ]
-    finally:
-        _stop(process)
-        log.close()
-    # Runs, cursors and partitions were kept in DAGSTER_HOME.
-    assert any(home.rglob("*.db"))
+    log_path = tmp_path / "dev.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            ["make", "dev", f"PORT={port}"],
+            cwd=PROJECT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield DevServer(process, port, warehouse, log_path)
+        finally:
+            _stop(process)
+    assert any(home.rglob("*.db")), "runs, cursors and partitions are kept in DAGSTER_HOME"
+
+
+def test_make_dev_ingests_the_sample_tenants_with_no_clicks(tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(SAMPLE_LANDING, landing)
+    with make_dev(tmp_path, JF_LANDING=str(landing)) as dev:
+        dev.wait_for("the UI", dev.ui_up)
+        assert f"http://127.0.0.1:{dev.port}" in dev.log()  # the address is printed
+        counts = "SELECT tenant_id, count(*) FROM importable_deals GROUP BY ALL ORDER BY ALL"
+        dev.wait_for(
+            "all sample tenants",
+            lambda: len(_query(dev.warehouse, counts) or []) == len(SAMPLE_TENANTS),
+        )
+        assert dict(_query(dev.warehouse, counts)) == {
+            "acme": 30,
+            "globex": 20,
+            "initech": 15,
+            "umbrella": 12,
+        }
+
+
+def test_make_dev_on_s3_picks_up_uploads_and_overwrites(tmp_path, s3_env):
+    bucket = f"jf-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=bucket)
+    with make_dev(tmp_path, JF_LANDING=f"s3://{bucket}/landing") as dev:
+        dev.wait_for("the UI", dev.ui_up)
+        for name in ("deals.csv", "accounts.csv", "contacts.csv"):
+            client.put_object(
+                Bucket=bucket,
+                Key=f"landing/acme/{name}",
+                Body=(SAMPLE_LANDING / "acme" / name).read_bytes(),
+            )
+        count = "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme'"
+        dev.wait_for("acme's deals", lambda: _query(dev.warehouse, count) == [(30,)])
+        runs = "SELECT count(*) FROM ingestions WHERE tenant_id = 'acme'"
+        assert _query(dev.warehouse, runs) == [(1,)]  # three uploads, one run
+
+        deals = (SAMPLE_LANDING / "acme" / "deals.csv").read_text()
+        old_line = next(line for line in deals.splitlines() if ",D-0002," in line)
+        old_value = old_line.split(",")[3]
+        new_line = old_line.replace(f",{old_value},", ",424242.42,", 1)
+        client.put_object(
+            Bucket=bucket,
+            Key="landing/acme/deals.csv",
+            Body=deals.replace(old_line, new_line).encode(),
+        )
+        value = "SELECT CAST(value AS VARCHAR) FROM importable_deals WHERE tenant_id = 'acme' AND deal_unique_id = 'D-0002'"
+        dev.wait_for(
+            "the overwritten value", lambda: _query(dev.warehouse, value) == [("424242.42",)]
+        )

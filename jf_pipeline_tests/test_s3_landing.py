@@ -9,6 +9,7 @@ import uuid
 import boto3
 import pytest
 
+from jf_pipeline import sensors
 from jf_pipeline.resources import S3LandingStore, landing_store_from_uri
 from jf_pipeline_tests.conftest import SAMPLE_LANDING, query, run_tenant
 from jf_pipeline_tests.test_sensor import Ticker
@@ -66,24 +67,86 @@ def test_reading_refuses_names_outside_the_contract(bucket):
         store.read("acme", "../../secret.csv")
 
 
-def test_sensor_on_s3_sees_new_tenants_and_same_size_overwrites(bucket, instance):
+@pytest.fixture
+def s3_ticker(instance, monkeypatch):
+    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
+    return Ticker(instance, root=None)
+
+
+def test_sensor_on_s3_sees_new_tenants_and_same_size_overwrites(bucket, s3_ticker):
     store = landing_store_from_uri(f"s3://{bucket}/drops")
-    ticker = Ticker(instance, root=None)
-    first = ticker.tick_with(store)
+    first = s3_ticker.tick_with(store)
     assert sorted(r.partition_key for r in first.run_requests) == [
         "acme",
         "globex",
         "initech",
         "umbrella",
     ]
-    assert ticker.tick_with(store).run_requests == []
+    assert s3_ticker.tick_with(store).run_requests == []
     client = boto3.client("s3")
     key = "drops/acme/deals.csv"
     body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    client.put_object(Bucket=bucket, Key=key, Body=body.replace(b"D-0001", b"D-0X01", 1))
-    assert [r.partition_key for r in ticker.tick_with(store).run_requests] == ["acme"]
-    client.put_object(Bucket=bucket, Key=key, Body=body.replace(b"D-0001", b"D-0X01", 1))
-    assert ticker.tick_with(store).run_requests == []  # identical bytes: same ETag
+    changed = body.replace(b"D-0001", b"D-0X01", 1)
+    assert len(changed) == len(body)
+    client.put_object(Bucket=bucket, Key=key, Body=changed)  # same size, same second
+    assert [r.partition_key for r in s3_ticker.tick_with(store).run_requests] == ["acme"]
+    client.put_object(Bucket=bucket, Key=key, Body=changed)
+    assert s3_ticker.tick_with(store).run_requests == []  # identical bytes: same ETag
+
+
+def test_sensor_on_s3_deleted_unrelated_and_invalid_keys(bucket, s3_ticker, instance):
+    store = landing_store_from_uri(f"s3://{bucket}/drops")
+    s3_ticker.tick_with(store)
+    client = boto3.client("s3")
+    client.put_object(Bucket=bucket, Key="drops/acme/import_report.csv", Body=b"ours")
+    client.put_object(Bucket=bucket, Key="drops/acme/archive/deals.csv", Body=b"old")
+    client.put_object(Bucket=bucket, Key="drops/README.txt", Body=b"hello")
+    assert s3_ticker.tick_with(store).run_requests == []  # nothing we own changed
+    for bad in ("Acme Corp", "x'; drop table importable_deals; --", "caf\u00e9", "..."):
+        client.put_object(Bucket=bucket, Key=f"drops/{bad}/deals.csv", Body=b"Name\nX\n")
+    assert s3_ticker.tick_with(store).run_requests == []
+    assert sorted(instance.get_dynamic_partitions("tenants")) == [
+        "acme",
+        "globex",
+        "initech",
+        "umbrella",
+    ]
+    client.delete_object(Bucket=bucket, Key="drops/initech/contacts.csv")
+    requests = s3_ticker.tick_with(store).run_requests
+    assert [(r.partition_key, r.tags["jf/changed"]) for r in requests] == [
+        ("initech", "contacts.csv")
+    ]
+
+
+def test_sensor_on_s3_waits_for_three_uploads_to_settle(bucket, s3_ticker, monkeypatch):
+    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 10.0)
+    store = landing_store_from_uri(f"s3://{bucket}/drops")
+    s3_ticker.advance(60)  # the sample objects are a minute old to the sensor
+    assert len(s3_ticker.tick_with(store).run_requests) == 4
+    client = boto3.client("s3")
+    for name in ("deals.csv", "accounts.csv", "contacts.csv"):
+        client.put_object(
+            Bucket=bucket,
+            Key=f"drops/newco/{name}",
+            Body=(SAMPLE_LANDING / "acme" / name).read_bytes(),
+        )
+        s3_ticker.advance(-60 if name == "deals.csv" else 0)  # back to real time for the uploads
+        assert s3_ticker.tick_with(store).run_requests == []
+        s3_ticker.advance(3)
+    s3_ticker.advance(11)
+    requests = s3_ticker.tick_with(store).run_requests
+    assert [r.partition_key for r in requests] == ["newco"]
+
+
+def test_sensor_on_s3_handles_more_than_a_thousand_tenants(s3_env, s3_ticker, instance):
+    name = f"wide-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=name)
+    for i in range(1050):
+        client.put_object(Bucket=name, Key=f"t{i:04d}/deals.csv", Body=b"Name\n")
+    data = s3_ticker.tick_with(landing_store_from_uri(f"s3://{name}"))
+    assert len(data.run_requests) == 1050
+    assert len(instance.get_dynamic_partitions("tenants")) == 1050
 
 
 def test_a_tenant_ingests_from_s3_into_duckdb(bucket, warehouse_path, instance):

@@ -7,11 +7,15 @@ nothing; invalid folder names never become partitions.
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from unittest import mock
 
 import pytest
 from dagster import build_sensor_context
 
+from jf_pipeline import sensors
 from jf_pipeline.definitions import defs
 from jf_pipeline.resources import LocalLandingStore
 from jf_pipeline.sensors import landing_sensor
@@ -19,22 +23,39 @@ from jf_pipeline_tests.conftest import SAMPLE_TENANTS
 
 
 class Ticker:
-    """Evaluates the sensor like the daemon: carries the cursor, applies partition adds."""
+    """Evaluates the sensor like the daemon: carries the cursor, applies partition adds.
+
+    `advance(seconds)` moves the sensor's clock forward (files keep their real times).
+    """
 
     def __init__(self, instance, root):
-        self.instance, self.root, self.cursor = instance, root, None
+        self.instance, self.root, self.cursor, self.offset = instance, root, None, 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def upload(self, path, data: bytes) -> None:
+        """Write a file as if at the sensor's clock time."""
+        path.write_bytes(data)
+        stamp = time.time() + self.offset
+        os.utime(path, (stamp, stamp))
 
     def tick(self):
         return self.tick_with(LocalLandingStore(root=str(self.root)))
 
     def tick_with(self, store):
-        with build_sensor_context(
-            instance=self.instance,
-            instance_ref=self.instance.get_ref(),
-            cursor=self.cursor,
-            resources={"landing": store},
-            definitions=defs,
-        ) as context:
+        offset = self.offset
+        clock = type("Clock", (), {"time": staticmethod(lambda: time.time() + offset)})
+        with (
+            mock.patch.object(sensors, "time", clock),
+            build_sensor_context(
+                instance=self.instance,
+                instance_ref=self.instance.get_ref(),
+                cursor=self.cursor,
+                resources={"landing": store},
+                definitions=defs,
+            ) as context,
+        ):
             data = landing_sensor.evaluate_tick(context)
         for request in data.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions(
@@ -45,7 +66,9 @@ class Ticker:
 
 
 @pytest.fixture
-def ticker(instance, landing_root):
+def ticker(instance, landing_root, monkeypatch):
+    """Files count as settled at once, unless a test sets a settle time."""
+    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     return Ticker(instance, landing_root)
 
 
@@ -126,3 +149,71 @@ def test_run_keys_repeat_for_a_repeated_tick_but_not_for_a_revert(ticker, landin
     assert {r.partition_key: r.run_key for r in ticker.tick().run_requests}["globex"] == first[
         "globex"
     ]
+
+
+def test_files_uploaded_one_after_another_inside_the_settle_window_make_one_run(
+    ticker, landing_root, monkeypatch
+):
+    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 10.0)
+    assert len(ticker.tick().run_requests) == 4  # the samples' files are already old
+    folder = landing_root / "lateco"
+    folder.mkdir()
+    ticker.upload(folder / "deals.csv", (landing_root / "acme" / "deals.csv").read_bytes())
+    assert ticker.tick().run_requests == []  # just uploaded: wait
+    ticker.advance(4)
+    ticker.upload(folder / "accounts.csv", (landing_root / "acme" / "accounts.csv").read_bytes())
+    assert ticker.tick().run_requests == []
+    ticker.advance(4)
+    ticker.upload(folder / "contacts.csv", (landing_root / "acme" / "contacts.csv").read_bytes())
+    assert ticker.tick().run_requests == []
+    ticker.advance(6)
+    assert ticker.tick().run_requests == []  # 6 s since the last change
+    ticker.advance(5)
+    requests = ticker.tick().run_requests
+    assert [r.partition_key for r in requests] == ["lateco"]
+    assert requests[0].tags["jf/changed"] == "accounts.csv,contacts.csv,deals.csv"
+    ticker.advance(30)
+    assert ticker.tick().run_requests == []
+
+
+def test_a_run_selects_only_assets_downstream_of_the_changed_files(
+    ticker, landing_root, instance, warehouse_path
+):
+    from jf_pipeline_tests.conftest import run_tenant
+
+    ticker.tick()
+    assert run_tenant("acme", landing_root, warehouse_path, instance).success  # clean_* exist now
+    contacts = landing_root / "acme" / "contacts.csv"
+    contacts.write_bytes(contacts.read_bytes() + b"Zoe,Ng,zoe@acme.example,ACC-001,C-9999,,,,\n")
+    request = ticker.tick().run_requests[0]
+    assert sorted(k.to_user_string() for k in request.asset_selection) == sorted(
+        [
+            "raw_contacts",
+            "clean_contacts",
+            "importable_deals",
+            "accounts",
+            "importable_contacts",
+            "rejected_rows",
+        ]
+    )
+
+
+def test_a_tenant_never_cleaned_gets_every_asset_even_for_one_file(ticker, landing_root):
+    ticker.tick()
+    contacts = landing_root / "acme" / "contacts.csv"
+    contacts.write_bytes(contacts.read_bytes() + b"Zoe,Ng,zoe@acme.example,ACC-001,C-9999,,,,\n")
+    request = ticker.tick().run_requests[0]
+    assert len(request.asset_selection) == 10
+
+
+def test_cursor_stays_one_short_entry_per_tenant(ticker, landing_root):
+    for i in range(200):
+        (landing_root / f"t{i:03d}").mkdir()
+        (landing_root / f"t{i:03d}" / "deals.csv").write_text(f"Name\n{i}\n")
+    ticker.tick()
+    ticker.tick()
+    entries = json.loads(ticker.cursor)
+    assert len(entries) == 204
+    # "accounts.contacts.deals" fingerprints, 8 hex chars or "-" each: never a key history.
+    assert all(isinstance(v, str) and len(v) <= 26 for v in entries.values())
+    assert len(ticker.cursor) < 60 * len(entries)
