@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 
 import polars as pl
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetSpec,
@@ -24,6 +27,7 @@ from dagster import (
 
 from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec
 from jf_pipeline.core.cleaning import CleanTable, clean_table
+from jf_pipeline.core.guard import APPROVE_TAG, publish_guard
 from jf_pipeline.core.landing import LandingFile, landing_version
 from jf_pipeline.core.problems import count_by_severity, empty_problems, file_problem
 from jf_pipeline.core.publication import publication
@@ -34,6 +38,9 @@ from jf_pipeline.resources import LandingStore, Warehouse
 WAREHOUSE_POOL = "duckdb_warehouse"
 """Concurrency pool of every DuckDB writer; the instance config limits it to 1."""
 
+PUBLISH_GUARD = "publish_guard"
+REFUSED_COUNTS = ("deals_published", "accounts_published", "contacts_published")
+"""Nothing of these was published when the guard refused; the counts stay empty."""
 RAW_GROUP, CLEAN_GROUP, WAREHOUSE_GROUP = "landing", "cleaning", "warehouse"
 OWNERS = ["team:data-engineering"]
 
@@ -220,6 +227,15 @@ def _table_schema(table: str) -> TableSchema:
     ],
     ins={f"clean_{d}": AssetIn(f"clean_{d}") for d in FILES},
     partitions_def=tenants,
+    check_specs=[
+        AssetCheckSpec(
+            PUBLISH_GUARD,
+            asset="importable_deals",
+            blocking=True,
+            description="Refuses to replace a tenant's deals when a file was rejected as a "
+            "whole or the valid deal count falls by more than the allowed share.",
+        )
+    ],
     pool=WAREHOUSE_POOL,
     can_subset=False,
 )
@@ -230,29 +246,46 @@ def publish_tenant(
     clean_accounts: CleanTable,
     clean_contacts: CleanTable,
 ):
-    """Replace the tenant's rows in every published table in one DuckDB transaction."""
+    """Guard, then replace the tenant's rows in every published table in one transaction."""
     tenant = context.partition_key
-    result = publication(
-        clean_deals,
-        clean_accounts,
-        clean_contacts,
-        lambda: warehouse.published_account_ids(tenant),
-    )
+    approved = context.run.tags.get(APPROVE_TAG, "").lower() == "true"
     versions = {
         "deals": clean_deals.source_version,
         "accounts": clean_accounts.source_version,
         "contacts": clean_contacts.source_version,
     }
-    ingestion = {
-        "run_id": context.run.run_id,
-        "finished_at": datetime.now(UTC),
-        "outcome": result.outcome,
-        "landing_version": landing_version({f"{d}.csv": v for d, v in versions.items()}),
-        **{f"{d}_version": v for d, v in versions.items()},
-        **result.counts(),
-    }
-    warehouse.publish_tenant(tenant, result.tables(), ingestion)
-    for name, frame in result.tables().items():
+    with warehouse.writer() as writer:
+        result = publication(
+            clean_deals,
+            clean_accounts,
+            clean_contacts,
+            lambda: writer.published_account_ids(tenant),
+        )
+        new_deals = None if result.importable_deals is None else result.importable_deals.height
+        guard = publish_guard(
+            new_deals,
+            writer.published_deal_count(tenant),
+            result.rejected_rows,
+            approved=approved,
+            max_drop_share=warehouse.guard_max_drop_share,
+        )
+        # A refused publish still replaces rejected_rows, so the admin sees why.
+        tables = result.tables() if guard.passed else {"rejected_rows": result.rejected_rows}
+        outcome = result.outcome if guard.passed else "refused"
+        writer.replace_tenant(
+            tenant,
+            tables,
+            {
+                "run_id": context.run.run_id,
+                "finished_at": datetime.now(UTC),
+                "outcome": outcome,
+                "landing_version": landing_version({f"{d}.csv": v for d, v in versions.items()}),
+                **{f"{d}_version": v for d, v in versions.items()},
+                **result.counts(),
+                **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS)),
+            },
+        )
+    for name, frame in tables.items():
         if frame is None:
             context.log.warning(f"{name}: a rejected file kept tenant {tenant}'s published rows")
             continue
@@ -260,8 +293,23 @@ def publish_tenant(
             asset_key=name,
             metadata={
                 "dagster/row_count": frame.height,
-                "outcome": result.outcome,
+                "outcome": outcome,
                 "warehouse": warehouse.path,
                 "preview": _markdown(frame),
             },
         )
+    yield AssetCheckResult(
+        check_name=PUBLISH_GUARD,
+        asset_key="importable_deals",
+        passed=guard.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=guard.summary,
+        metadata={
+            "published_deals": guard.published_deals,
+            "new_deals": -1 if guard.new_deals is None else guard.new_deals,
+            "reasons": MetadataValue.json(guard.reasons),
+            "approved_by_tag": guard.approved,
+            "how_to_approve": f"re-run tenant {tenant} with run tag {APPROVE_TAG}=true "
+            f"(Dagster UI: Materialize > add tag; CLI: jf ingest --tenant {tenant} --approve)",
+        },
+    )

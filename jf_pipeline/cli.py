@@ -5,8 +5,9 @@
 Runs the same Dagster assets as the sensor-driven runs, in-process and headless, once per
 tenant whose landing files changed since its last ingestion (or the named tenants).
 
-Exit codes: 0 every selected tenant ran (rejected rows and files are in rejected_rows);
-1 at least one tenant's run failed or a named tenant has no landing folder; 2 bad usage.
+Exit codes: 0 every selected tenant was published (rejected rows are in rejected_rows);
+1 a tenant's run failed, the publish guard refused a tenant (see --approve), or a named
+tenant has no landing folder; 2 bad usage.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dagster import DagsterInstance, materialize, mem_io_manager
 
 from jf_pipeline import warehouse as wh
 from jf_pipeline.contract import is_valid_tenant_id
+from jf_pipeline.core.guard import APPROVE_TAG
 from jf_pipeline.core.landing import landing_version, survey
 from jf_pipeline.definitions import all_assets, build_resources
 from jf_pipeline.partitions import tenants as tenants_partitions
@@ -46,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
         help="ingest changed tenants once, headless, and print a summary",
         description="Run raw -> clean -> publish for every tenant whose files changed since "
         "its last ingestion (or the tenants named with --tenant).",
-        epilog="Exit codes: 0 all selected tenants ran; 1 a tenant failed; 2 bad usage.",
+        epilog="Exit codes: 0 all selected tenants published; 1 a tenant failed or was refused "
+        "by the publish guard; 2 bad usage.",
     )
     ingest.add_argument(
         "--landing",
@@ -63,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         help="ingest this tenant even if unchanged (repeatable)",
     )
     ingest.add_argument("--all", action="store_true", help="ingest every tenant, changed or not")
+    ingest.add_argument(
+        "--approve",
+        action="store_true",
+        help=f"approve publishes the guard would refuse (sets run tag {APPROVE_TAG}=true); "
+        "use with --tenant",
+    )
     return parser
 
 
@@ -81,7 +90,11 @@ def _format_table(rows: list[dict]) -> str:
 
 
 def ingest(
-    landing_uri: str | None, warehouse_path: str | None, named: list[str], everything: bool
+    landing_uri: str | None,
+    warehouse_path: str | None,
+    named: list[str],
+    everything: bool,
+    approve: bool = False,
 ) -> int:
     landing = landing_store_from_uri(landing_uri)
     warehouse = warehouse_from_path(warehouse_path)
@@ -136,24 +149,35 @@ def ingest(
             resources=resources,
             run_config=QUIET_RUN_CONFIG,
             raise_on_error=False,
+            tags={APPROVE_TAG: "true"} if approve else None,
         )
-        print(
-            f" {'ok' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s",
-            file=sys.stderr,
+        done = wh.last_ingestions(warehouse.path).filter(
+            (pl.col("tenant_id") == tenant) & (pl.col("run_id") == result.run_id)
         )
-        if not result.success:
-            failed = True
-            rows.append({"tenant_id": tenant, "outcome": "failed"})
-            for event in result.all_events:
-                if event.is_step_failure and event.step_failure_data.error:
-                    error = event.step_failure_data.error
-                    root = error.cause or error
-                    print(f"  {tenant} {event.step_key}: {root.message.strip()}", file=sys.stderr)
+        row = done.row(0, named=True) if done.height else {"tenant_id": tenant, "outcome": "failed"}
+        rows.append(row)
+        seconds = time.monotonic() - started
+        print(f" {row['outcome']} in {seconds:.1f}s", file=sys.stderr)
+        if result.success:
             continue
-        done = wh.last_ingestions(warehouse.path).filter(pl.col("tenant_id") == tenant)
-        rows.append(
-            done.row(0, named=True) if done.height else {"tenant_id": tenant, "outcome": "?"}
-        )
+        failed = True
+        for event in result.all_events:
+            check = (
+                event.event_specific_data
+                if event.event_type_value == "ASSET_CHECK_EVALUATION"
+                else None
+            )
+            if check is not None and not check.passed:
+                print(f"  {tenant} {check.check_name}: {check.description}", file=sys.stderr)
+            elif (
+                event.is_step_failure
+                and event.step_failure_data.error
+                and check is None
+                and row["outcome"] == "failed"
+            ):
+                error = event.step_failure_data.error
+                root = error.cause or error
+                print(f"  {tenant} {event.step_key}: {root.message.strip()}", file=sys.stderr)
     print(_format_table(rows))
     return 1 if failed else 0
 
@@ -161,7 +185,13 @@ def ingest(
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "ingest":
-        return ingest(args.landing, args.warehouse, args.tenant, args.all)
+        if args.approve and not args.tenant:
+            print(
+                "--approve needs --tenant: approve tenants one by one, deliberately",
+                file=sys.stderr,
+            )
+            return 2
+        return ingest(args.landing, args.warehouse, args.tenant, args.all, args.approve)
     return 2
 
 

@@ -7,17 +7,19 @@ Which landing store is used is configuration (`JF_LANDING`), decided once in
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import polars as pl
 from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from jf_pipeline import warehouse
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
+from jf_pipeline.core.guard import DEFAULT_MAX_DROP_SHARE
 from jf_pipeline.core.landing import LandingFile, content_version
 
 DEFAULT_LANDING = "data/landing"
@@ -171,21 +173,26 @@ def landing_store_from_uri(uri: str | None = None) -> LandingStore:
 
 
 class Warehouse(ConfigurableResource):
-    """The DuckDB file analysts query. Writes are short transactions, retried while locked."""
+    """The DuckDB warehouse analysts query (`path`), written through a private build file."""
 
-    path: str = Field(default=DEFAULT_WAREHOUSE, description="DuckDB database file")
+    path: str = Field(default=DEFAULT_WAREHOUSE, description="DuckDB file analysts open")
     lock_timeout_seconds: float = Field(
-        default=120.0, description="How long a writer waits for a lock"
+        default=120.0, description="How long a writer waits for another writer"
+    )
+    guard_max_drop_share: float = Field(
+        default=DEFAULT_MAX_DROP_SHARE,
+        description="Refuse a publish when valid deals fall by more than this share",
     )
 
-    def publish_tenant(
-        self, tenant: str, tables: dict[str, pl.DataFrame | None], ingestion: dict
-    ) -> None:
-        warehouse.publish_tenant(self.path, tenant, tables, ingestion, self.lock_timeout_seconds)
-
-    def published_account_ids(self, tenant: str) -> pl.Series:
-        return warehouse.published_account_ids(self.path, tenant, self.lock_timeout_seconds)
+    @contextmanager
+    def writer(self) -> Iterator[warehouse.Writer]:
+        with warehouse.writer(self.path, self.lock_timeout_seconds) as w:
+            yield w
 
 
 def warehouse_from_path(path: str | None = None) -> Warehouse:
-    return Warehouse(path=path or os.environ.get("JF_WAREHOUSE") or DEFAULT_WAREHOUSE)
+    share = os.environ.get("JF_GUARD_MAX_DROP")
+    return Warehouse(
+        path=path or os.environ.get("JF_WAREHOUSE") or DEFAULT_WAREHOUSE,
+        guard_max_drop_share=float(share) if share else DEFAULT_MAX_DROP_SHARE,
+    )

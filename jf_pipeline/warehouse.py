@@ -1,14 +1,25 @@
-"""The DuckDB warehouse: explicit DDL from the contract, and atomic per-tenant publishing.
+"""The DuckDB warehouse: explicit DDL from the contract, atomic per-tenant publishing, and
+a snapshot that analysts can hold open without ever blocking a run.
 
-A tenant's rows in every published table are replaced in one transaction, inserting by
-column name, so a reader sees the old set or the new set and a failure leaves the old.
+DuckDB lets one process write a file, and any open connection to it blocks that writer
+(dagster-io/dagster#19068). So the pipeline writes a private *build* file next to the
+warehouse (`warehouse.duckdb` -> `warehouse.build.duckdb`) and, after each commit, copies
+it to a temporary file and atomically renames that over `warehouse.duckdb`. Analysts open
+`warehouse.duckdb`: a session keeps the snapshot it opened, new sessions see the newest,
+and neither waits for the other.
+
+A tenant's rows in every table are replaced in one transaction, inserting by column name.
 Only our own constant table and column names are ever formatted into SQL, quoted;
 everything from customers is a bound parameter or data in a registered frame.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -44,17 +55,23 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def build_path(path: str | Path) -> Path:
+    """The pipeline's private file beside the analysts' snapshot."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}.build{p.suffix}") if p.suffix else p.with_name(f"{p.name}.build")
+
+
 def connect(
-    path: str, *, read_only: bool = False, timeout: float = 120.0
+    path: str | Path, *, read_only: bool = False, timeout: float = 120.0
 ) -> duckdb.DuckDBPyConnection:
-    """Open the file, waiting with backoff while another process holds its lock."""
+    """Open a file, waiting with backoff while another process holds its lock."""
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
@@ -64,12 +81,11 @@ def connect(
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create missing tables and add missing columns; never drops or retypes anything."""
-    existing = {
-        (t, c)
-        for t, c in con.execute(
+    existing = set(
+        con.execute(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
         ).fetchall()
-    }
+    )
     tables = {t for t, _ in existing}
     for table, columns in ALL_TABLES.items():
         if table not in tables:
@@ -81,17 +97,29 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(f"ALTER TABLE {ident(table)} ADD COLUMN {ident(column)} {type_}")
 
 
-def publish_tenant(
-    path: str,
-    tenant: str,
-    tables: dict[str, pl.DataFrame | None],
-    ingestion: dict,
-    timeout: float = 120.0,
-) -> None:
-    """Replace `tenant`'s rows in each given table (None = keep them) and log the ingestion."""
-    con = connect(path, timeout=timeout)
-    try:
-        ensure_schema(con)
+class Writer:
+    """The single writer's connection to the build file (see `writer`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def published_deal_count(self, tenant: str) -> int:
+        return self.con.execute(
+            "SELECT count(*) FROM importable_deals WHERE tenant_id = ?", [tenant]
+        ).fetchone()[0]
+
+    def published_account_ids(self, tenant: str) -> pl.Series:
+        rows = self.con.execute(
+            "SELECT account_unique_id FROM accounts WHERE tenant_id = ?", [tenant]
+        ).fetchall()
+        return pl.Series("account_unique_id", [r[0] for r in rows], dtype=pl.String)
+
+    def replace_tenant(
+        self, tenant: str, tables: dict[str, pl.DataFrame | None], ingestion: dict
+    ) -> None:
+        """Replace `tenant`'s rows in each given table (None = keep them) and log the
+        ingestion, all in one transaction: on any error nothing changes."""
+        con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
             for table, frame in tables.items():
@@ -101,12 +129,14 @@ def publish_tenant(
                 names = ", ".join(ident(c) for c in columns)
                 con.execute(f"DELETE FROM {ident(table)} WHERE tenant_id = ?", [tenant])  # noqa: S608
                 con.register("incoming_rows", frame.select(columns).to_arrow())
-                con.execute(
-                    f"INSERT INTO {ident(table)} (tenant_id, {names}) "  # noqa: S608
-                    f"SELECT ?, {names} FROM incoming_rows",
-                    [tenant],
-                )
-                con.unregister("incoming_rows")
+                try:
+                    con.execute(
+                        f"INSERT INTO {ident(table)} (tenant_id, {names}) "  # noqa: S608
+                        f"SELECT ?, {names} FROM incoming_rows",
+                        [tenant],
+                    )
+                finally:
+                    con.unregister("incoming_rows")
             columns = [c for c, _ in INGESTION_COLUMNS]
             con.execute(
                 f"INSERT INTO {ident(INGESTIONS)} ({', '.join(ident(c) for c in columns)}) "  # noqa: S608
@@ -117,14 +147,45 @@ def publish_tenant(
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+
+@contextlib.contextmanager
+def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
+    """Open the build file for writing, then publish it as the analysts' snapshot.
+
+    Writers are serialised by DuckDB's file lock on the build file (and, in Dagster, by the
+    `duckdb_warehouse` pool); analysts' connections to the snapshot never take that lock.
+    """
+    build = build_path(path)
+    if not build.exists() and Path(path).exists():
+        shutil.copyfile(path, build)  # adopt a warehouse made before the build file existed
+    con = connect(build, timeout=timeout)
+    try:
+        ensure_schema(con)
+        yield Writer(con)
+        con.execute("CHECKPOINT")
+        publish_snapshot(build, Path(path))
     finally:
         con.close()
 
 
-def _read(path: str, sql: str, params: list, timeout: float) -> pl.DataFrame | None:
-    if not Path(path).exists():
+def publish_snapshot(build: Path, path: Path) -> None:
+    """Copy the checkpointed build file beside `path` and rename it over `path` (atomic)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(build, temporary)
+        with open(temporary, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _read(path: str, sql: str, params: list) -> pl.DataFrame | None:
+    """Query the analysts' snapshot, as an analyst would (read-only, never blocking a run)."""
+    if not Path(path).is_file():
         return None
-    con = connect(path, read_only=True, timeout=timeout)
+    con = duckdb.connect(path, read_only=True)
     try:
         tables = {
             r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
@@ -136,23 +197,13 @@ def _read(path: str, sql: str, params: list, timeout: float) -> pl.DataFrame | N
         con.close()
 
 
-def published_account_ids(path: str, tenant: str, timeout: float = 120.0) -> pl.Series:
-    frame = _read(
-        path, "SELECT account_unique_id FROM accounts WHERE tenant_id = ?", [tenant], timeout
-    )
-    if frame is None:
-        return pl.Series("account_unique_id", [], dtype=pl.String)
-    return frame["account_unique_id"]
-
-
-def last_ingestions(path: str, timeout: float = 120.0) -> pl.DataFrame:
+def last_ingestions(path: str) -> pl.DataFrame:
     """The latest ingestion of every tenant (empty when nothing was published yet)."""
     frame = _read(
         path,
         f"SELECT * FROM {ident(INGESTIONS)} "  # noqa: S608
         "QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY finished_at DESC) = 1",
         [],
-        timeout,
     )
     if frame is None:
         return pl.DataFrame(schema={c: pl.String for c, _ in INGESTION_COLUMNS})

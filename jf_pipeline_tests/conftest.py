@@ -35,13 +35,25 @@ def warehouse_path(tmp_path: Path) -> str:
 
 @pytest.fixture
 def instance():
-    """A real SQLite-backed Dagster instance in a temporary DAGSTER_HOME."""
+    """An in-memory Dagster instance: fast, for in-process materializations."""
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
+def persistent_instance():
+    """A real SQLite-backed instance in a temporary DAGSTER_HOME, as the daemon uses
+    (sensor contexts need its instance ref)."""
     with instance_for_test() as inst:
         yield inst
 
 
 def run_tenant(
-    tenant: str, landing: LandingStore | Path, warehouse_path: str, instance: DagsterInstance
+    tenant: str,
+    landing: LandingStore | Path,
+    warehouse_path: str,
+    instance: DagsterInstance,
+    tags: dict[str, str] | None = None,
 ):
     """Materialize every asset of one tenant in-process, as `jf ingest` does."""
     if isinstance(landing, Path):
@@ -53,7 +65,17 @@ def run_tenant(
         instance=instance,
         resources=build_resources(landing, Warehouse(path=warehouse_path), mem_io_manager),
         raise_on_error=False,
+        tags=tags,
     )
+
+
+def check_results(result) -> dict[str, object]:
+    """check name -> evaluation, for the asset checks a run evaluated."""
+    return {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
 
 
 def materializations(result) -> dict[str, dict]:

@@ -136,3 +136,33 @@ def test_the_installed_jf_command_runs(landing_root, warehouse_path):
         [*command, "ingest", "--help"], capture_output=True, text=True, timeout=60
     )
     assert "--landing" in help_text.stdout and "Exit codes" in help_text.stdout
+
+
+def test_a_refused_publish_exits_non_zero_until_approved(landing_root, warehouse_path, capsys):
+    assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 0
+    deals = landing_root / "globex" / "deals.csv"
+    deals.write_text("".join(deals.read_text().splitlines(keepends=True)[:3]))  # 20 -> 2 deals
+    capsys.readouterr()
+    assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[2].split()[:2] == ["globex", "refused"]
+    assert "publish_guard" in captured.err
+    assert "from 20 to 2" in captured.err
+    assert (
+        main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path, "--approve"])
+        == 2
+    )
+    args = [
+        "ingest",
+        "--landing",
+        str(landing_root),
+        "--warehouse",
+        warehouse_path,
+        "--tenant",
+        "globex",
+        "--approve",
+    ]
+    assert main(args) == 0
+    assert query(
+        warehouse_path, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'"
+    ) == [(2,)]

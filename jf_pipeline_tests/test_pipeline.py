@@ -14,9 +14,20 @@ import duckdb
 import pytest
 
 from jf_pipeline.contract import WAREHOUSE_TABLES
-from jf_pipeline_tests.conftest import SAMPLE_TENANTS, materializations, query, run_tenant
+from jf_pipeline_tests.conftest import (
+    SAMPLE_TENANTS,
+    check_results,
+    materializations,
+    query,
+    run_tenant,
+)
 
 pytestmark = pytest.mark.integration
+
+
+def tenant_rows(warehouse: str, table: str, tenant: str) -> list[tuple]:
+    assert table in WAREHOUSE_TABLES  # our own constant names only
+    return query(warehouse, f"SELECT * FROM {table} WHERE tenant_id = ? ORDER BY ALL", [tenant])  # noqa: S608
 
 
 @pytest.fixture
@@ -136,10 +147,10 @@ def test_rerun_replaces_one_tenants_rows_and_leaves_others(landing_root, publish
     )
     deals = landing_root / "globex" / "deals.csv"
     lines = deals.read_text().splitlines(keepends=True)
-    deals.write_text("".join(lines[:6]))  # the header and 5 deals
+    deals.write_text("".join(lines[:13]))  # the header and 12 of 20 deals: within the guard
     assert run_tenant("globex", landing_root, published, instance).success
     assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
-        (5,)
+        (12,)
     ]
     assert (
         query(published, "SELECT * FROM importable_deals WHERE tenant_id = 'acme' ORDER BY ALL")
@@ -148,20 +159,22 @@ def test_rerun_replaces_one_tenants_rows_and_leaves_others(landing_root, publish
     # Same files again: the same rows, not duplicates.
     assert run_tenant("globex", landing_root, published, instance).success
     assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
-        (5,)
+        (12,)
     ]
 
 
-def test_a_file_rejected_as_a_whole_keeps_the_last_good_data(landing_root, published, instance):
-    before = query(
-        published, "SELECT * FROM importable_deals WHERE tenant_id = 'acme' ORDER BY ALL"
-    )
+def test_a_file_rejected_as_a_whole_is_refused_by_the_guard_and_keeps_the_last_good_data(
+    landing_root, published, instance
+):
+    tables = ("importable_deals", "accounts", "importable_contacts")
+    before = {t: tenant_rows(published, t, "acme") for t in tables}
     (landing_root / "acme" / "deals.csv").write_text("Name,owner_email\nOops,a@b.example\n")
-    assert run_tenant("acme", landing_root, published, instance).success
-    assert (
-        query(published, "SELECT * FROM importable_deals WHERE tenant_id = 'acme' ORDER BY ALL")
-        == before
-    )
+    result = run_tenant("acme", landing_root, published, instance)
+    assert not result.success
+    guard = check_results(result)["publish_guard"]
+    assert not guard.passed and "deals.csv was rejected as a whole" in guard.description
+    assert "jf/approve-publish=true" in guard.metadata["how_to_approve"].value
+    assert {t: tenant_rows(published, t, "acme") for t in tables} == before
     assert query(
         published,
         "SELECT file, row_number, severity, reason FROM rejected_rows WHERE tenant_id = 'acme'",
@@ -169,18 +182,55 @@ def test_a_file_rejected_as_a_whole_keeps_the_last_good_data(landing_root, publi
     assert query(
         published,
         "SELECT outcome FROM ingestions WHERE tenant_id = 'acme' ORDER BY finished_at DESC LIMIT 1",
-    ) == [("partial",)]
+    ) == [("refused",)]
 
 
 def test_a_deleted_deals_file_does_not_wipe_published_deals(landing_root, published, instance):
     (landing_root / "globex" / "deals.csv").unlink()
-    assert run_tenant("globex", landing_root, published, instance).success
+    assert not run_tenant("globex", landing_root, published, instance).success
     assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
         (20,)
     ]
     assert query(published, "SELECT reason FROM rejected_rows WHERE tenant_id = 'globex'") == [
         ("file_missing",)
     ]
+
+
+def test_a_sharp_drop_in_deals_is_refused_until_approved(landing_root, published, instance):
+    deals = landing_root / "globex" / "deals.csv"
+    deals.write_text("".join(deals.read_text().splitlines(keepends=True)[:6]))  # 20 -> 5 deals
+    refused = run_tenant("globex", landing_root, published, instance)
+    guard = check_results(refused)["publish_guard"]
+    assert not refused.success and not guard.passed
+    assert "from 20 to 5" in guard.description
+    assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
+        (20,)
+    ]
+
+    approved = run_tenant(
+        "globex", landing_root, published, instance, tags={"jf/approve-publish": "true"}
+    )
+    assert approved.success and check_results(approved)["publish_guard"].passed
+    assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
+        (5,)
+    ]
+
+
+def test_a_drop_to_zero_deals_is_refused(landing_root, published, instance):
+    deals = landing_root / "globex" / "deals.csv"
+    deals.write_text(deals.read_text().splitlines(keepends=True)[0])  # header only
+    assert not run_tenant("globex", landing_root, published, instance).success
+    assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
+        (20,)
+    ]
+
+
+def test_a_new_tenant_may_start_with_zero_deals(landing_root, warehouse_path, instance):
+    (landing_root / "fresh").mkdir()
+    (landing_root / "fresh" / "deals.csv").write_text(
+        "Name,target_close_date,owner_email,value,deal_unique_id,account_unique_id\n"
+    )
+    assert run_tenant("fresh", landing_root, warehouse_path, instance).success
 
 
 def test_materializations_carry_source_metadata_and_row_counts(

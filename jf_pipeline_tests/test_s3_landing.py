@@ -68,9 +68,9 @@ def test_reading_refuses_names_outside_the_contract(bucket):
 
 
 @pytest.fixture
-def s3_ticker(instance, monkeypatch):
+def s3_ticker(persistent_instance, monkeypatch):
     monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
-    return Ticker(instance, root=None)
+    return Ticker(persistent_instance, root=None)
 
 
 def test_sensor_on_s3_sees_new_tenants_and_same_size_overwrites(bucket, s3_ticker):
@@ -94,7 +94,7 @@ def test_sensor_on_s3_sees_new_tenants_and_same_size_overwrites(bucket, s3_ticke
     assert s3_ticker.tick_with(store).run_requests == []  # identical bytes: same ETag
 
 
-def test_sensor_on_s3_deleted_unrelated_and_invalid_keys(bucket, s3_ticker, instance):
+def test_sensor_on_s3_deleted_unrelated_and_invalid_keys(bucket, s3_ticker):
     store = landing_store_from_uri(f"s3://{bucket}/drops")
     s3_ticker.tick_with(store)
     client = boto3.client("s3")
@@ -105,7 +105,7 @@ def test_sensor_on_s3_deleted_unrelated_and_invalid_keys(bucket, s3_ticker, inst
     for bad in ("Acme Corp", "x'; drop table importable_deals; --", "caf\u00e9", "..."):
         client.put_object(Bucket=bucket, Key=f"drops/{bad}/deals.csv", Body=b"Name\nX\n")
     assert s3_ticker.tick_with(store).run_requests == []
-    assert sorted(instance.get_dynamic_partitions("tenants")) == [
+    assert sorted(s3_ticker.instance.get_dynamic_partitions("tenants")) == [
         "acme",
         "globex",
         "initech",
@@ -138,7 +138,7 @@ def test_sensor_on_s3_waits_for_three_uploads_to_settle(bucket, s3_ticker, monke
     assert [r.partition_key for r in requests] == ["newco"]
 
 
-def test_sensor_on_s3_handles_more_than_a_thousand_tenants(s3_env, s3_ticker, instance):
+def test_sensor_on_s3_handles_more_than_a_thousand_tenants(s3_env, s3_ticker):
     name = f"wide-{uuid.uuid4().hex[:12]}"
     client = boto3.client("s3")
     client.create_bucket(Bucket=name)
@@ -146,7 +146,7 @@ def test_sensor_on_s3_handles_more_than_a_thousand_tenants(s3_env, s3_ticker, in
         client.put_object(Bucket=name, Key=f"t{i:04d}/deals.csv", Body=b"Name\n")
     data = s3_ticker.tick_with(landing_store_from_uri(f"s3://{name}"))
     assert len(data.run_requests) == 1050
-    assert len(instance.get_dynamic_partitions("tenants")) == 1050
+    assert len(s3_ticker.instance.get_dynamic_partitions("tenants")) == 1050
 
 
 def test_a_tenant_ingests_from_s3_into_duckdb(bucket, warehouse_path, instance):

@@ -66,16 +66,16 @@ class Ticker:
 
 
 @pytest.fixture
-def ticker(instance, landing_root, monkeypatch):
+def ticker(persistent_instance, landing_root, monkeypatch):
     """Files count as settled at once, unless a test sets a settle time."""
     monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
-    return Ticker(instance, landing_root)
+    return Ticker(persistent_instance, landing_root)
 
 
-def test_first_tick_adds_every_sample_tenant_and_requests_one_run_each(ticker, instance):
+def test_first_tick_adds_every_sample_tenant_and_requests_one_run_each(ticker):
     data = ticker.tick()
     assert sorted(r.partition_key for r in data.run_requests) == sorted(SAMPLE_TENANTS)
-    assert sorted(instance.get_dynamic_partitions("tenants")) == sorted(SAMPLE_TENANTS)
+    assert sorted(ticker.instance.get_dynamic_partitions("tenants")) == sorted(SAMPLE_TENANTS)
     assert all(r.job_name == "ingest_tenant" or r.job_name is None for r in data.run_requests)
 
 
@@ -105,7 +105,7 @@ def test_identical_bytes_uploaded_again_are_not_a_change(ticker, landing_root):
     assert ticker.tick().run_requests == []
 
 
-def test_new_tenant_and_deleted_file_each_request_a_run(ticker, landing_root, instance):
+def test_new_tenant_and_deleted_file_each_request_a_run(ticker, landing_root):
     ticker.tick()
     (landing_root / "newco").mkdir()
     (landing_root / "newco" / "deals.csv").write_bytes(
@@ -114,7 +114,7 @@ def test_new_tenant_and_deleted_file_each_request_a_run(ticker, landing_root, in
     (landing_root / "acme" / "contacts.csv").unlink()
     data = ticker.tick()
     assert sorted(r.partition_key for r in data.run_requests) == ["acme", "newco"]
-    assert "newco" in instance.get_dynamic_partitions("tenants")
+    assert "newco" in ticker.instance.get_dynamic_partitions("tenants")
 
 
 def test_files_the_pipeline_does_not_own_are_ignored(ticker, landing_root):
@@ -125,14 +125,14 @@ def test_files_the_pipeline_does_not_own_are_ignored(ticker, landing_root):
 
 
 @pytest.mark.parametrize("name", ["UPPER", "has space", "dot.ted", "-leading", "quote'd"])
-def test_invalid_tenant_folders_are_skipped_never_partitions(ticker, landing_root, instance, name):
+def test_invalid_tenant_folders_are_skipped_never_partitions(ticker, landing_root, name):
     (landing_root / name).mkdir()
     (landing_root / name / "deals.csv").write_bytes(
         (landing_root / "acme" / "deals.csv").read_bytes()
     )
     data = ticker.tick()
     assert name not in [r.partition_key for r in data.run_requests]
-    assert name not in instance.get_dynamic_partitions("tenants")
+    assert name not in ticker.instance.get_dynamic_partitions("tenants")
 
 
 def test_run_keys_repeat_for_a_repeated_tick_but_not_for_a_revert(ticker, landing_root):
@@ -177,12 +177,14 @@ def test_files_uploaded_one_after_another_inside_the_settle_window_make_one_run(
 
 
 def test_a_run_selects_only_assets_downstream_of_the_changed_files(
-    ticker, landing_root, instance, warehouse_path
+    ticker, landing_root, warehouse_path
 ):
     from jf_pipeline_tests.conftest import run_tenant
 
     ticker.tick()
-    assert run_tenant("acme", landing_root, warehouse_path, instance).success  # clean_* exist now
+    assert run_tenant(
+        "acme", landing_root, warehouse_path, ticker.instance
+    ).success  # clean_* exist now
     contacts = landing_root / "acme" / "contacts.csv"
     contacts.write_bytes(contacts.read_bytes() + b"Zoe,Ng,zoe@acme.example,ACC-001,C-9999,,,,\n")
     request = ticker.tick().run_requests[0]

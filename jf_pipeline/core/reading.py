@@ -223,7 +223,8 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
     if not spaced_quotes:
         try:
             frame = pl.read_csv(
-                io.BytesIO(text.encode("utf-8")),
+                # UTF-8 input is handed over as delivered: no second copy of a large file.
+                io.BytesIO(_utf8_bytes(data, text, encoding)),
                 has_header=False,
                 separator=delimiter,
                 eol_char=eol,
@@ -268,6 +269,14 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
         skipped_lines=header_at,
         preamble=candidates.index(header_at),
     )
+
+
+def _utf8_bytes(data: bytes, text: str, encoding: str) -> bytes:
+    if encoding == "utf-8":
+        return data
+    if encoding == "utf-8-sig":
+        return data[len(codecs.BOM_UTF8) :]
+    return text.encode("utf-8")
 
 
 def _row_cells(frame: pl.DataFrame, index: int, widths: pl.Series) -> list[str]:
