@@ -16,9 +16,12 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetSpec,
+    Backoff,
+    Jitter,
     MaterializeResult,
     MetadataValue,
     Output,
+    RetryPolicy,
     TableColumn,
     TableSchema,
     asset,
@@ -37,6 +40,12 @@ from jf_pipeline.resources import LandingStore, Warehouse
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 """Concurrency pool of every DuckDB writer; the instance config limits it to 1."""
+
+LANDING_RETRY = RetryPolicy(
+    max_retries=4, delay=1.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+"""S3 throttling and dropped connections: retried with backoff (1, 2, 4, 8 s), on top of
+botocore's own retries; after that the tenant's run fails and the other tenants go on."""
 
 PUBLISH_GUARD = "publish_guard"
 REFUSED_COUNTS = ("deals_published", "accounts_published", "contacts_published")
@@ -100,6 +109,7 @@ def raw_file_asset(spec: FileSpec):
         kinds={"csv", "polars"},
         owners=OWNERS,
         description=_RAW_DESCRIPTIONS[spec.dataset],
+        retry_policy=LANDING_RETRY,
     )
     def raw_file(context: AssetExecutionContext, landing: LandingStore) -> Output[RawFile]:
         tenant = context.partition_key

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +33,17 @@ _MAGIC = {
 
 class UnreadableFile(ValueError):
     """The bytes are not text we can read; the message says why, for the customer."""
+
+
+class FileTooLarge(ValueError):
+    """The file is over one of the limits below; the message names the limit."""
+
+
+MAX_FILE_BYTES = int(os.environ.get("JF_MAX_FILE_MB", "1024")) * 1024 * 1024
+MAX_COLUMNS = 1_000
+MAX_CELL_CHARS = 100_000
+"""Limits that keep one hostile file from exhausting a worker. A file over the size or
+column limit is rejected as a whole; a row with an oversized cell is rejected alone."""
 
 
 @dataclass
@@ -194,6 +206,8 @@ class ParsedCsv:
     """Records above the header (blank lines, a report's title) that were skipped."""
     preamble: int = 0
     """How many of them were not blank (a title, notes)."""
+    open_quote: bool = False
+    """The last record opens a quote that is never closed: it swallowed the rest of the file."""
 
 
 class EmptyFile(ValueError):
@@ -210,6 +224,11 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
     The header is the first non-blank record, unless `header_score` prefers a later one
     among the first `HEADER_SEARCH_ROWS` (exports from report builders put titles above it).
     """
+    if len(data) > MAX_FILE_BYTES:
+        raise FileTooLarge(
+            f"the file is {len(data) / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB "
+            "(JF_MAX_FILE_MB)"
+        )
     text, encoding = decode(data)
     if not text.strip():
         raise EmptyFile("it has no header row")
@@ -219,6 +238,8 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
     spaced_quotes = re.search(re.escape(delimiter) + r' +"', text[:_SNIFF_CHARS]) is not None
     widths = _record_widths(text, delimiter, eol, skip_initial_space=spaced_quotes)
     width = max(int(widths.max() or 0), 1)
+    if width > MAX_COLUMNS:
+        raise FileTooLarge(f"a row has {width:,} fields; the limit is {MAX_COLUMNS:,} columns")
     frame = None
     if not spaced_quotes:
         try:
@@ -268,7 +289,26 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
         delimiter,
         skipped_lines=header_at,
         preamble=candidates.index(header_at),
+        open_quote=_ends_inside_quotes(text, delimiter, spaced_quotes),
     )
+
+
+def _ends_inside_quotes(text: str, delimiter: str, skip_initial_space: bool) -> bool:
+    # An odd number of quote characters is the cheap hint; the strict csv reader decides.
+    if text.count('"') % 2 == 0:
+        return False
+    reader = csv.reader(
+        io.StringIO(text, newline=""),
+        delimiter=delimiter,
+        skipinitialspace=skip_initial_space,
+        strict=True,
+    )
+    try:
+        for _ in reader:
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _utf8_bytes(data: bytes, text: str, encoding: str) -> bytes:
@@ -293,6 +333,11 @@ def _frame_with_csv_module(
     return pl.DataFrame(rows, schema={f"c{i}": pl.String for i in range(width)}, orient="row")
 
 
+def _list_headers(headers: list[str], most: int = 20) -> str:
+    shown = ", ".join(repr(h.strip()[:60]) for h in headers[:most]) or "no columns"
+    return shown + (f" and {len(headers) - most:,} more" if len(headers) > most else "")
+
+
 def _required_matched(cells: list[str], spec: FileSpec) -> int:
     mapping, _, _ = map_header(cells, spec)
     return sum(1 for name in mapping.values() if name in spec.required)
@@ -307,6 +352,8 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
         return _rejected(spec, file_problem(file, "file_unreadable", f"{file}: {exc}"))
     except EmptyFile as exc:
         return _rejected(spec, file_problem(file, "file_empty", f"{file} is empty: {exc}"))
+    except FileTooLarge as exc:
+        return _rejected(spec, file_problem(file, "file_too_large", f"{file} is too large: {exc}"))
 
     headers, encoding, delimiter = parsed.headers, parsed.encoding, parsed.delimiter
     header_width = len(headers)
@@ -322,7 +369,7 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
                     file,
                     "missing_columns",
                     f"{file} is missing required column(s) {', '.join(missing)}; "
-                    f"found: {', '.join(repr(h.strip()) for h in headers) or 'no columns'}",
+                    f"found: {_list_headers(headers)}",
                     value=", ".join(missing),
                 )
             )
@@ -352,6 +399,55 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
     malformed = body.filter(pl.col("_width") != header_width)
     problems = [_malformed_problems(malformed, file, header_width, cells)]
     body = body.filter(pl.col("_width") == header_width)
+    if parsed.open_quote and body.height:
+        last = body.tail(1)
+        problems.append(
+            last.select(
+                pl.lit(file).alias("file"),
+                "row_number",
+                pl.lit(None, pl.String).alias("record_id"),
+                pl.lit("error").alias("severity"),
+                pl.lit("malformed_row").alias("reason"),
+                pl.lit(None, pl.String).alias("column"),
+                pl.concat_str([pl.col(c) for c in cells], separator=" | ")
+                .str.slice(0, 200)
+                .alias("value"),
+                pl.format(
+                    "row {} opens a quote that is never closed, so every line after it was read "
+                    "into this row; close the quote and upload again",
+                    "row_number",
+                ).alias("message"),
+            )
+        )
+        body = body.head(-1)
+    oversized = body.select(
+        "row_number",
+        pl.coalesce(
+            pl.when(pl.col(c).str.len_chars() > MAX_CELL_CHARS).then(
+                pl.lit(headers[i].strip() or f"column {i + 1}")
+            )
+            for i, c in enumerate(cells)
+        ).alias("_column"),
+    ).filter(pl.col("_column").is_not_null())
+    if oversized.height:
+        problems.append(
+            oversized.select(
+                pl.lit(file).alias("file"),
+                "row_number",
+                pl.lit(None, pl.String).alias("record_id"),
+                pl.lit("error").alias("severity"),
+                pl.lit("cell_too_long").alias("reason"),
+                pl.col("_column").alias("column"),
+                pl.lit(None, pl.String).alias("value"),
+                pl.format(
+                    "row {}: a cell of column {} is longer than {} characters",
+                    "row_number",
+                    "_column",
+                    pl.lit(f"{MAX_CELL_CHARS:,}"),
+                ).alias("message"),
+            )
+        )
+        body = body.filter(~pl.col("row_number").is_in(oversized["row_number"].implode()))
 
     used: set[str] = set(spec.names)
     columns = [pl.col("row_number")]
