@@ -42,9 +42,9 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 """Concurrency pool of every DuckDB writer; the instance config limits it to 1."""
 
 LANDING_RETRY = RetryPolicy(
-    max_retries=4, delay=1.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+    max_retries=3, delay=1.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
-"""S3 throttling and dropped connections: retried with backoff (1, 2, 4, 8 s), on top of
+"""S3 throttling and dropped connections: retried after about 1, 2 and 4 s, on top of
 botocore's own retries; after that the tenant's run fails and the other tenants go on."""
 
 PUBLISH_GUARD = "publish_guard"
