@@ -173,16 +173,43 @@ def map_header(headers: list[str], spec: FileSpec) -> tuple[dict[int, str], list
 
 
 def _record_widths(
-    text: str, delimiter: str, eol: str, skip_initial_space: bool = False
+    text: str, utf8: bytes, delimiter: str, eol: str, skip_initial_space: bool = False
 ) -> pl.Series:
-    """Fields per physical record, quote-aware; 0 for an empty line."""
-    if '"' not in text:
-        # No quoting: records are lines, and counting delimiters is exact and vectorised.
-        lines = pl.Series(text.split(eol), dtype=pl.String)
+    """Fields per physical record, quote-aware; 0 for an empty line.
+
+    Vectorised when records are lines (no quoted field spans a line end) and quotes only
+    wrap whole fields; otherwise Python's csv module counts them.
+    """
+    if "\x1f" in text:  # the unit separator is our "never a field separator" below
+        lines = pl.Series("line", text.split(eol), dtype=pl.String)
         if len(lines) and lines[-1] == "":
             lines = lines.head(-1)
+        if eol == "\n":
+            lines = lines.str.strip_suffix("\r")
+    else:  # polars splits lines fastest: one column, no quoting
+        lines = pl.read_csv(
+            io.BytesIO(utf8),
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            eol_char=eol,
+            schema={"line": pl.String},
+            empty_string_is_null=False,
+            raise_if_empty=False,
+        ).to_series()
+    if '"' in text and not skip_initial_space:
+        # Each quoted field becomes one NUL (decoding refused NULs in the text), then a
+        # NUL not bounded by delimiters or a leftover quote means we cannot count simply.
+        d = re.escape(delimiter)
+        marked = lines.str.replace_all(r'"(?:[^"]|"")*"', "\x00")
+        simple = not marked.str.contains(rf'"|[^{d}]\x00|\x00[^{d}]').any()
+        if simple:
+            lines = marked
+    else:
+        simple = '"' not in text
+    if simple:
         return pl.select(
-            pl.when(lines.str.strip_suffix("\r").str.len_bytes() == 0)
+            pl.when(lines.str.len_bytes() == 0)
             .then(0)
             .otherwise(lines.str.count_matches(delimiter, literal=True) + 1)
             .cast(pl.Int64)
@@ -236,7 +263,8 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
     eol = _line_end(text)
     # `a, "b,c"`: a space before the opening quote. Only the csv module can read it.
     spaced_quotes = re.search(re.escape(delimiter) + r' +"', text[:_SNIFF_CHARS]) is not None
-    widths = _record_widths(text, delimiter, eol, skip_initial_space=spaced_quotes)
+    utf8 = _utf8_bytes(data, text, encoding)
+    widths = _record_widths(text, utf8, delimiter, eol, skip_initial_space=spaced_quotes)
     width = max(int(widths.max() or 0), 1)
     if width > MAX_COLUMNS:
         raise FileTooLarge(f"a row has {width:,} fields; the limit is {MAX_COLUMNS:,} columns")
@@ -244,8 +272,7 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
     if not spaced_quotes:
         try:
             frame = pl.read_csv(
-                # UTF-8 input is handed over as delivered: no second copy of a large file.
-                io.BytesIO(_utf8_bytes(data, text, encoding)),
+                io.BytesIO(utf8),  # UTF-8 input as delivered: no second copy of a large file
                 has_header=False,
                 separator=delimiter,
                 eol_char=eol,

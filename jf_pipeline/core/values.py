@@ -181,6 +181,9 @@ _SCIENTIFIC = r"^\d+([.,]\d+)?[eE][+-]?\d{1,2}$"  # Excel: 1.03444E11
 _SPACES = r"[\s\u00a0\u202f\u2009']"
 
 
+_PLAIN_NUMBER = r"^\s*-?\d{1,16}(\.\d{1,2})?\s*$"
+
+
 def parse_money(series: pl.Series) -> ParsedColumn:
     """Amounts with currency signs or codes, thousands separators and accounting negatives.
 
@@ -190,6 +193,15 @@ def parse_money(series: pl.Series) -> ParsedColumn:
     """
 
     def parse(d: pl.DataFrame):
+        # Most amounts are plain (`1234.5`): cast those directly; they still vote for `.`.
+        is_plain = pl.col("raw").str.contains(_PLAIN_NUMBER)
+        plain = d.filter(is_plain)
+        plain_dot_votes = plain.filter(pl.col("raw").str.contains(".", literal=True))["n"].sum()
+        plain = plain.select(
+            "raw",
+            value=pl.col("raw").str.strip_chars().cast(pl.Decimal(18, 2), strict=False),
+        ).with_columns(problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")))
+        d = d.filter(~is_plain)
         raw = pl.col("raw")
         d = d.with_columns(
             negative=raw.str.contains(r"^\s*\(.*\)\s*$")
@@ -228,7 +240,7 @@ def parse_money(series: pl.Series) -> ParsedColumn:
                 | pl.col("core").str.contains(r"\.\d{1,2}$")
             )
         )["n"].sum()
-        comma_is_decimal = comma_decimal > dot_decimal
+        comma_is_decimal = comma_decimal > dot_decimal + plain_dot_votes
         decimal_mark = (
             pl.when((pl.col("dots") > 0) & (pl.col("commas") > 0))
             .then(
@@ -283,7 +295,7 @@ def parse_money(series: pl.Series) -> ParsedColumn:
             )
             .with_columns(problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")))
         )
-        return d.select("raw", "value", "problem"), []
+        return pl.concat([plain, d.select("raw", "value", "problem")]), []
 
     values, problem, notes = _by_distinct(series, parse)
     return ParsedColumn(values.cast(pl.Decimal(18, 2)), problem.cast(pl.String), notes)
@@ -297,22 +309,44 @@ _LABEL = r"[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?"
 _EMAIL = rf"^[\p{{L}}\p{{N}}.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$"
 
 
+_ASCII_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_ASCII_EMAIL = rf"^[a-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_ASCII_LABEL}(?:\.{_ASCII_LABEL})+$"
+
+
+def _on_subset(series: pl.Series, mask: pl.Series, fn) -> pl.Series:
+    """Apply `fn` only where `mask` holds: a slow expression on the few rows that need it."""
+    if not mask.any():
+        return series
+    where = mask.arg_true()
+    return series.scatter(where, fn(series.gather(where)))
+
+
 def parse_emails(series: pl.Series) -> ParsedColumn:
     """Trimmed and lower-cased; anything a browser's e-mail field would refuse is invalid."""
+    lowered = series.str.strip_chars().str.to_lowercase()
     # `Ann Lee <ann@x.example>` (Outlook) and `mailto:ann@x.example` keep just the address.
-    lowered = (
-        series.str.strip_chars()
-        .str.replace(r"^.*<([^<>]+)>$", "$1")
-        .str.replace(r"(?i)^mailto:", "")
-        .str.strip_chars()
-        .str.to_lowercase()
+    lowered = _on_subset(
+        lowered,
+        lowered.str.contains("<", literal=True).fill_null(False)
+        | lowered.str.starts_with("mailto:").fill_null(False),
+        lambda s: (
+            s.str.replace(r"^.*<([^<>]+)>$", "$1").str.replace(r"^mailto:", "").str.strip_chars()
+        ),
     )
-    ok = lowered.str.contains(_EMAIL)
-    values = pl.select(pl.when(ok).then(lowered)).to_series().alias(series.name)
-    problem = pl.select(
-        pl.when(lowered.is_not_null() & ~ok).then(pl.lit("invalid_email"))
-    ).to_series()
-    return ParsedColumn(values, problem.cast(pl.String))
+    # Almost every address is ASCII: the simple pattern first, the Unicode one for the rest.
+    ok = lowered.str.contains(_ASCII_EMAIL).fill_null(False)
+    ok = _on_subset(
+        ok,
+        ~ok & lowered.is_not_null(),
+        lambda _: lowered.filter(~ok & lowered.is_not_null()).str.contains(_EMAIL),
+    )
+    values = lowered.set(~ok, None).alias(series.name)
+    problem = (
+        pl.repeat(None, len(series), dtype=pl.String, eager=True)
+        .alias(series.name)
+        .set(lowered.is_not_null() & ~ok, "invalid_email")
+    )
+    return ParsedColumn(values, problem)
 
 
 _URL = r"^(?:([A-Za-z][A-Za-z0-9+.-]*)://)?([^/?#\s]+)([/?#]\S*)?$"
