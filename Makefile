@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export DAGSTER_HOME
 
-.PHONY: setup dev test lint format samples ingest
+.PHONY: setup dev test lint format samples ingest bench
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv $(CURDIR)/.tools
@@ -39,6 +39,10 @@ format: setup
 ## Rewrite the sample tenants in data/landing (deterministic)
 samples: setup
 	$(UV) run python scripts/make_sample_data.py
+
+## Benchmarks (see benchmarks/RESULTS.md)
+bench: setup
+	$(UV) run python benchmarks/pipeline.py 10000 100000 1000000
 
 ## jf ingest on the embedded default
 ingest: setup

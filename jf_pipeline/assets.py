@@ -35,6 +35,7 @@ from jf_pipeline.core.landing import LandingFile, landing_version
 from jf_pipeline.core.problems import count_by_severity, empty_problems, file_problem
 from jf_pipeline.core.publication import publication
 from jf_pipeline.core.reading import ReadTable, empty_table, read_table
+from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY, import_report
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore, Warehouse
 
@@ -212,6 +213,20 @@ _PUBLISHED = {
 }
 
 
+def _write_report(
+    context, landing: LandingStore, tenant: str, rejected, outcome: str, counts: dict
+) -> None:
+    """The customer's admin finds why rows were rejected next to their own files. A failure
+    here (e.g. no write permission on the bucket) is logged, never fails the publish."""
+    report, summary = import_report(tenant, rejected, outcome, counts)
+    try:
+        key = landing.write(tenant, REPORT_CSV, report)
+        landing.write(tenant, REPORT_SUMMARY, summary)
+        context.log.info(f"import report for {tenant} written to {key}")
+    except Exception as exc:  # noqa: BLE001 - any storage error must not undo a publish
+        context.log.warning(f"could not write the import report for {tenant}: {exc}")
+
+
 def _table_schema(table: str) -> TableSchema:
     return TableSchema(columns=[TableColumn(c, t) for c, t in WAREHOUSE_TABLES[table][1]])
 
@@ -252,6 +267,7 @@ def _table_schema(table: str) -> TableSchema:
 def publish_tenant(
     context: AssetExecutionContext,
     warehouse: Warehouse,
+    landing: LandingStore,
     clean_deals: CleanTable,
     clean_accounts: CleanTable,
     clean_contacts: CleanTable,
@@ -295,6 +311,9 @@ def publish_tenant(
                 **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS)),
             },
         )
+    counts = {**result.counts(), **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS))}
+    if landing.write_reports:
+        _write_report(context, landing, tenant, result.rejected_rows, outcome, counts)
     for name, frame in tables.items():
         if frame is None:
             context.log.warning(f"{name}: a rejected file kept tenant {tenant}'s published rows")

@@ -1,6 +1,7 @@
 """`jf`: the pipeline's command line for people and scripts.
 
-    jf ingest [--landing ROOT] [--warehouse PATH] [--tenant ID ...] [--all]
+    jf ingest [--landing ROOT] [--warehouse PATH] [--tenant ID ...] [--all] [--approve]
+    jf status | jf rejects TENANT | jf sql "QUERY"      [--warehouse PATH] [--json]
 
 Runs the same Dagster assets as the sensor-driven runs, in-process and headless, once per
 tenant whose landing files changed since its last ingestion (or the named tenants).
@@ -13,9 +14,11 @@ tenant has no landing folder; 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
+import duckdb
 import polars as pl
 from dagster import DagsterInstance, materialize, mem_io_manager
 
@@ -72,6 +75,25 @@ def _parser() -> argparse.ArgumentParser:
         help=f"approve publishes the guard would refuse (sets run tag {APPROVE_TAG}=true); "
         "use with --tenant",
     )
+    for name, help_text in (
+        ("status", "one line per tenant: last ingestion, age, deals, contacts, errors, outcome"),
+        ("rejects", "what to tell a customer: a tenant's rejected rows grouped by reason"),
+        ("sql", "run a read-only SQL query on the warehouse"),
+    ):
+        command = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text + ".",
+            epilog="Exit codes: 0 ok; 1 no warehouse or a failed query; 2 bad usage.",
+        )
+        if name == "rejects":
+            command.add_argument("tenant_id", help="the tenant (landing folder name)")
+        if name == "sql":
+            command.add_argument("query", help='e.g. "SELECT * FROM deals_by_stage"')
+        command.add_argument(
+            "--warehouse", help="DuckDB file (default: $JF_WAREHOUSE or data/warehouse.duckdb)"
+        )
+        command.add_argument("--json", action="store_true", help="print JSON for scripts")
     return parser
 
 
@@ -182,8 +204,87 @@ def ingest(
     return 1 if failed else 0
 
 
+def _emit(frame: pl.DataFrame, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(frame.to_dicts(), default=str, indent=1))
+        return
+    with pl.Config(
+        tbl_rows=-1,
+        tbl_cols=-1,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        fmt_str_lengths=80,
+        tbl_width_chars=200,
+        tbl_formatting="ASCII_FULL_CONDENSED",
+    ):
+        print(frame)
+
+
+def status(warehouse_path: str | None, as_json: bool) -> int:
+    frame = wh.tenant_status(warehouse_from_path(warehouse_path).path)
+    if not as_json:
+        frame = frame.with_columns(
+            pl.col("published_age_s").map_elements(_age, return_dtype=pl.String).alias("age")
+        ).drop("published_age_s")
+    _emit(frame, as_json)
+    return 0
+
+
+def _age(seconds: int) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def rejects(tenant: str, warehouse_path: str | None, as_json: bool) -> int:
+    """What to tell the customer: problems grouped by file and reason, with rows and values."""
+    problems = wh.tenant_rejects(warehouse_from_path(warehouse_path).path, tenant)
+    if as_json:
+        _emit(problems, True)
+        return 0
+    if not problems.height:
+        print(f"{tenant}: no rejected rows and no warnings in the latest drop")
+        return 0
+    errors = problems.filter(pl.col("severity") == "error").height
+    print(f"{tenant}: {errors} error(s), {problems.height - errors} warning(s) in the latest drop")
+    for (file,), in_file in problems.group_by("file", maintain_order=True):
+        print(f"\n{file}")
+        for (severity, reason), group in in_file.group_by(
+            ["severity", "reason"], maintain_order=True
+        ):
+            rows = group["row_number"].drop_nulls()
+            where = f"{len(rows)} row(s)" if len(rows) else "whole file"
+            print(f"  {severity:<7} {reason} ({where})")
+            for problem in group.head(20).iter_rows(named=True):
+                at = f"row {problem['row_number']}" if problem["row_number"] is not None else "file"
+                print(f"    {at}: {problem['message']}")
+            if group.height > 20:
+                print(f"    ... and {group.height - 20} more (jf rejects {tenant} --json)")
+    return 0
+
+
+def sql(query: str, warehouse_path: str | None, as_json: bool) -> int:
+    try:
+        _emit(wh.read_only_query(warehouse_from_path(warehouse_path).path, query), as_json)
+    except duckdb.Error as exc:
+        print(f"query failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        if args.command == "status":
+            return status(args.warehouse, args.json)
+        if args.command == "rejects":
+            return rejects(args.tenant_id, args.warehouse, args.json)
+        if args.command == "sql":
+            return sql(args.query, args.warehouse, args.json)
+    except wh.NoWarehouse as exc:
+        print(exc, file=sys.stderr)
+        return 1
     if args.command == "ingest":
         if args.approve and not args.tenant:
             print(

@@ -214,6 +214,59 @@ WAREHOUSE_TABLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
     ),
 }
 
+# What each published table and column means, for `COMMENT ON` in DuckDB and the docs.
+TABLE_DOCS = {
+    "importable_deals": "Deals Jointflows users can turn into projects: every valid deal, account fields after precedence (deal row first, then accounts.csv).",
+    "importable_contacts": "Contacts for the digital sales room; kept even when their account or manager is unknown (see rejected_rows).",
+    "accounts": "accounts.csv merged with the account data inline in deals.csv; deal data wins field by field.",
+    "rejected_rows": "One row per problem in the tenant's latest drop: rows left out (error) and values changed or doubted (warning).",
+}
+COLUMN_DOCS = {
+    "tenant_id": "The customer's landing folder name.",
+    "deal_unique_id": "The deal's id in the customer's CRM.",
+    "name": "Deal name (importable_deals) or account name (accounts).",
+    "target_close_date": "Expected close date, as the calendar date written in the export.",
+    "owner_email": "E-mail of the deal owner, trimmed and lower-cased.",
+    "value": "Deal value without currency, DECIMAL(18,2).",
+    "deal_stage": "Stage as exported by the CRM.",
+    "pipeline_id": "Pipeline as exported by the CRM.",
+    "project_type": "Project type for the Jointflows project.",
+    "description": "Free-text description.",
+    "account_unique_id": "The account's id in the customer's CRM.",
+    "account_name": "Account name: the deal row's, else accounts.csv's.",
+    "account_url": "Account website with scheme and lower-case host: the deal row's, else accounts.csv's.",
+    "account_industry": "Account industry: the deal row's, else accounts.csv's.",
+    "url": "Account website with scheme and lower-case host.",
+    "industry": "Account industry.",
+    "contact_unique_id": "The contact's id in the customer's CRM.",
+    "first_name": "Contact first name.",
+    "last_name": "Contact last name.",
+    "email_address": "Contact e-mail, trimmed and lower-cased.",
+    "role": "Contact role or job title.",
+    "phone_number": "Contact phone number as exported.",
+    "linkedin_url": "Contact LinkedIn profile URL.",
+    "reports_to_id": "contact_unique_id of the contact's manager.",
+    "file": "The landing file the problem is in: deals.csv, accounts.csv or contacts.csv.",
+    "row_number": "Data row in the file (1 = first row under the header); NULL for a whole-file problem.",
+    "record_id": "The row's unique id, when it has one.",
+    "severity": "error = the row was not imported; warning = imported, or a file-level note.",
+    "reason": "Stable reason code (see the README).",
+    "column": "The column the problem is in, if any.",
+    "message": "What happened, in plain English, for the customer's admin.",
+}
+_COLUMN_DOC_OVERRIDES = {
+    ("rejected_rows", "value"): "The cell as delivered (or the id the problem is about).",
+    ("accounts", "name"): "Account name: a deal row's inline name, else accounts.csv's.",
+    ("accounts", "url"): "Account website: a deal row's inline URL, else accounts.csv's.",
+    ("accounts", "industry"): "Account industry: a deal row's, else accounts.csv's.",
+    ("importable_deals", "name"): "Deal name.",
+}
+
+
+def column_doc(table: str, column: str) -> str:
+    return _COLUMN_DOC_OVERRIDES.get((table, column)) or COLUMN_DOCS[column]
+
+
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 

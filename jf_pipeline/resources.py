@@ -21,6 +21,7 @@ from jf_pipeline import warehouse
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
 from jf_pipeline.core.guard import DEFAULT_MAX_DROP_SHARE
 from jf_pipeline.core.landing import LandingFile, content_version
+from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY
 
 DEFAULT_LANDING = "data/landing"
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
@@ -32,17 +33,29 @@ class LandingObject:
     file: LandingFile
 
 
-def _check_names(tenant: str, name: str) -> None:
+def _check_names(tenant: str, name: str, allowed=FILE_NAMES) -> None:
     # Defence in depth: callers only pass surveyed names, but a path is never built from
     # anything else.
     if not is_valid_tenant_id(tenant):
         raise ValueError(f"invalid tenant id {tenant!r}")
-    if name not in FILE_NAMES:
+    if name not in allowed:
         raise ValueError(f"{name!r} is not a landing file name")
+
+
+REPORT_NAMES = (REPORT_CSV, REPORT_SUMMARY)
 
 
 class LandingStore(ConfigurableResource):
     """Where customers drop their files: `<root>/<tenant_id>/{deals,accounts,contacts}.csv`."""
+
+    write_reports: bool = Field(
+        default=True,
+        description="Write the import report next to the tenant's files after each run",
+    )
+
+    def write(self, tenant: str, name: str, data: bytes) -> str:
+        """Write one of our report files into the tenant's folder; returns its key."""
+        raise NotImplementedError
 
     def list_files(self) -> list[LandingFile]:
         """Every file one level below a tenant folder, valid names or not."""
@@ -94,6 +107,14 @@ class LocalLandingStore(LandingStore):
             size=len(data),
             modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
         )
+
+    def write(self, tenant: str, name: str, data: bytes) -> str:
+        _check_names(tenant, name, REPORT_NAMES)
+        path = Path(self.root) / tenant / name
+        temporary = path.with_name(f".{name}.tmp")
+        temporary.write_bytes(data)
+        temporary.replace(path)  # the admin never sees half a report
+        return str(path)
 
     def describe(self) -> str:
         return str(Path(self.root).resolve())
@@ -153,6 +174,12 @@ class S3LandingStore(LandingStore):
             ),
         )
 
+    def write(self, tenant: str, name: str, data: bytes) -> str:
+        _check_names(tenant, name, REPORT_NAMES)
+        key = f"{self._base}{tenant}/{name}"
+        self.s3.get_client().put_object(Bucket=self.bucket, Key=key, Body=data)
+        return key
+
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self._base}"
 
@@ -168,8 +195,12 @@ def landing_store_from_uri(uri: str | None = None) -> LandingStore:
             or os.environ.get("AWS_DEFAULT_REGION")
             or None,
         )
-        return S3LandingStore(bucket=bucket, prefix=prefix, s3=s3)
-    return LocalLandingStore(root=uri)
+        return S3LandingStore(bucket=bucket, prefix=prefix, s3=s3, write_reports=_reports_on())
+    return LocalLandingStore(root=uri, write_reports=_reports_on())
+
+
+def _reports_on() -> bool:
+    return os.environ.get("JF_IMPORT_REPORT", "on").lower() not in ("0", "off", "false", "no")
 
 
 class Warehouse(ConfigurableResource):

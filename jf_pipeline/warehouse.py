@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from jf_pipeline.contract import WAREHOUSE_TABLES
+from jf_pipeline.contract import TABLE_DOCS, WAREHOUSE_TABLES, column_doc
 
 INGESTIONS = "ingestions"
 INGESTION_COLUMNS: list[tuple[str, str]] = [
@@ -77,6 +77,78 @@ def connect(
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+INGESTION_DOCS = {
+    "run_id": "Dagster run id (or the jf ingest run's id).",
+    "finished_at": "When the publish attempt finished.",
+    "outcome": "published, partial (an approved publish with a rejected file) or refused (by the publish guard).",
+    "landing_version": "Fingerprint of the three files' versions that were read.",
+    "deals_version": "ETag or SHA-256 of the deals.csv that was read (NULL if absent).",
+    "accounts_version": "ETag or SHA-256 of the accounts.csv that was read (NULL if absent).",
+    "contacts_version": "ETag or SHA-256 of the contacts.csv that was read (NULL if absent).",
+    "deals_published": "Rows published to importable_deals (NULL when not replaced).",
+    "deals_rejected": "deals.csv rows with an error.",
+    "accounts_published": "Rows published to accounts (NULL when not replaced).",
+    "contacts_published": "Rows published to importable_contacts (NULL when not replaced).",
+    "errors": "Problems with severity error.",
+    "warnings": "Problems with severity warning.",
+}
+
+VIEWS = {
+    "deals_by_stage": (
+        "Deals and total value by tenant, pipeline and stage, with subtotals ('(all)') per tenant "
+        "and pipeline and a grand total.",
+        """
+        SELECT
+            CASE WHEN grouping(tenant_id) = 1 THEN '(all)' ELSE tenant_id END AS tenant_id,
+            CASE WHEN grouping(pipeline_id) = 1 THEN '(all)' ELSE coalesce(pipeline_id, '(none)') END AS pipeline_id,
+            CASE WHEN grouping(deal_stage) = 1 THEN '(all)' ELSE coalesce(deal_stage, '(none)') END AS deal_stage,
+            count(*) AS deals,
+            sum(value) AS total_value
+        FROM importable_deals
+        GROUP BY ROLLUP (tenant_id, pipeline_id, deal_stage)
+        """,
+    ),
+    "tenant_freshness": (
+        "Per tenant: the last successful publish, its age, and the last attempt's outcome.",
+        """
+        SELECT
+            tenant_id,
+            max(finished_at) FILTER (WHERE outcome IN ('published', 'partial')) AS last_published_at,
+            current_timestamp - max(finished_at) FILTER (WHERE outcome IN ('published', 'partial')) AS age,
+            max(finished_at) AS last_attempt_at,
+            arg_max(outcome, finished_at) AS last_outcome
+        FROM ingestions
+        GROUP BY tenant_id
+        """,
+    ),
+}
+
+
+def _comment(con: duckdb.DuckDBPyConnection, target: str, text: str) -> None:
+    # COMMENT ON takes no parameters; the text is ours (contract docs), quoted as a literal.
+    con.execute(f"COMMENT ON {target} IS '" + text.replace("'", "''") + "'")
+
+
+def document(con: duckdb.DuckDBPyConnection) -> None:
+    """Views and `COMMENT ON` every published table, view and column."""
+    for view, (doc, sql) in VIEWS.items():
+        con.execute(f"CREATE OR REPLACE VIEW {ident(view)} AS {sql}")
+        _comment(con, f"VIEW {ident(view)}", doc)
+    for table, columns in ALL_TABLES.items():
+        _comment(
+            con,
+            f"TABLE {ident(table)}",
+            TABLE_DOCS.get(table, "One row per publish attempt of a tenant."),
+        )
+        for column, _ in columns:
+            doc = (
+                INGESTION_DOCS.get(column)
+                if table == INGESTIONS and column != "tenant_id"
+                else column_doc(table, column)
+            )
+            _comment(con, f"COLUMN {ident(table)}.{ident(column)}", doc)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -162,6 +234,7 @@ def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
     con = connect(build, timeout=timeout)
     try:
         ensure_schema(con)
+        document(con)
         yield Writer(con)
         con.execute("CHECKPOINT")
         publish_snapshot(build, Path(path))
@@ -208,3 +281,55 @@ def last_ingestions(path: str) -> pl.DataFrame:
     if frame is None:
         return pl.DataFrame(schema={c: pl.String for c, _ in INGESTION_COLUMNS})
     return frame
+
+
+class NoWarehouse(FileNotFoundError):
+    pass
+
+
+def read_only_query(path: str, sql: str, params: list | None = None) -> pl.DataFrame:
+    """Run a query on the analysts' snapshot. The connection is read-only: nothing a query
+    says can change the warehouse."""
+    if not Path(path).is_file():
+        raise NoWarehouse(f"no warehouse at {path}: run `jf ingest` or `make dev` first")
+    con = duckdb.connect(path, read_only=True)
+    try:
+        relation = con.sql(sql, params=params or [])
+        if relation is None:  # a statement, not a query
+            return pl.DataFrame()
+        try:
+            return relation.pl()
+        except pl.exceptions.ComputeError:  # e.g. INTERVAL columns: go through Python values
+            return pl.DataFrame(relation.fetchall(), schema=relation.columns, orient="row")
+    finally:
+        con.close()
+
+
+def tenant_status(path: str) -> pl.DataFrame:
+    """One row per tenant: its latest publish attempt, the last success and its age."""
+    return read_only_query(
+        path,
+        """
+        SELECT i.tenant_id, i.outcome, i.finished_at AS last_attempt_at,
+               f.last_published_at,
+               CAST(epoch(current_timestamp) - epoch(f.last_published_at) AS BIGINT) AS published_age_s,
+               i.deals_published AS deals, i.deals_rejected, i.contacts_published AS contacts,
+               i.errors, i.warnings
+        FROM ingestions i JOIN tenant_freshness f USING (tenant_id)
+        QUALIFY row_number() OVER (PARTITION BY i.tenant_id ORDER BY i.finished_at DESC) = 1
+        ORDER BY i.tenant_id
+        """,
+    )
+
+
+def tenant_rejects(path: str, tenant: str) -> pl.DataFrame:
+    """The tenant's problems, one row each, in file and row order."""
+    return read_only_query(
+        path,
+        """
+        SELECT file, row_number, record_id, severity, reason, "column", value, message
+        FROM rejected_rows WHERE tenant_id = ?
+        ORDER BY file, severity, reason, row_number NULLS FIRST
+        """,
+        [tenant],
+    )
