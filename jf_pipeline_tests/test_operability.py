@@ -1,0 +1,159 @@
+"""What people see: comments and views in DuckDB, `jf status`, `jf rejects`, `jf sql`, and
+the import report the customer's admin finds next to their files."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from jf_pipeline.cli import main
+from jf_pipeline.contract import WAREHOUSE_TABLES
+from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY, neutralise_formulas
+from jf_pipeline_tests.conftest import SAMPLE_TENANTS, query, run_tenant
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ingested(landing_root, warehouse_path, capsys):
+    assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 0
+    capsys.readouterr()
+    return warehouse_path
+
+
+def test_every_published_table_and_column_has_a_comment(ingested):
+    missing = query(
+        ingested,
+        "SELECT table_name, column_name FROM duckdb_columns() "
+        "WHERE schema_name = 'main' AND table_name IN (SELECT unnest(?)) AND (comment IS NULL OR comment = '')",
+        [list(WAREHOUSE_TABLES) + ["ingestions"]],
+    )
+    assert missing == []
+    tables = dict(
+        query(
+            ingested, "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main'"
+        )
+    )
+    assert all(tables[t] for t in WAREHOUSE_TABLES)
+
+
+def test_deals_by_stage_view_totals_match_the_table(ingested):
+    total = query(
+        ingested, "SELECT deals, total_value FROM deals_by_stage WHERE tenant_id = '(all)'"
+    )
+    assert total == query(ingested, "SELECT count(*), sum(value) FROM importable_deals")
+    acme = query(
+        ingested,
+        "SELECT sum(deals) FROM deals_by_stage WHERE tenant_id = 'acme' AND pipeline_id <> '(all)' AND deal_stage <> '(all)'",
+    )
+    assert acme == [(30,)]
+
+
+def test_jf_status_lists_every_tenant_with_counts(ingested, capsys):
+    assert main(["status", "--warehouse", ingested, "--json"]) == 0
+    rows = {r["tenant_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert sorted(rows) == SAMPLE_TENANTS
+    assert (rows["initech"]["deals"], rows["initech"]["errors"], rows["initech"]["outcome"]) == (
+        15,
+        4,
+        "published",
+    )
+    assert 0 <= rows["acme"]["published_age_s"] < 600
+    assert main(["status", "--warehouse", ingested]) == 0
+    assert "umbrella" in capsys.readouterr().out
+
+
+def test_jf_rejects_explains_each_rejected_row(ingested, capsys):
+    assert main(["rejects", "initech", "--warehouse", ingested]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("initech: 4 error(s), 7 warning(s)")
+    for expected in (
+        "row 16: target_close_date 'TBD'",
+        "row 17: owner_email is required but blank",
+        "row 18: value 'ca. zehn'",
+        "row 20: deal IN-103 has no account_name",
+    ):
+        assert expected in out
+    assert main(["rejects", "initech", "--warehouse", ingested, "--json"]) == 0
+    problems = json.loads(capsys.readouterr().out)
+    assert len(problems) == 11 and {p["severity"] for p in problems} == {"error", "warning"}
+
+
+def test_jf_sql_is_read_only(ingested, capsys):
+    assert (
+        main(
+            ["sql", "SELECT count(*) AS n FROM importable_deals", "--warehouse", ingested, "--json"]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == [{"n": 77}]
+    assert main(["sql", "DELETE FROM importable_deals", "--warehouse", ingested]) == 1
+    assert "read-only" in capsys.readouterr().err
+    assert query(ingested, "SELECT count(*) FROM importable_deals") == [(77,)]
+
+
+def test_commands_without_a_warehouse_say_so(tmp_path, capsys):
+    assert main(["status", "--warehouse", str(tmp_path / "none.duckdb")]) == 1
+    assert "no warehouse" in capsys.readouterr().err
+
+
+def test_the_import_report_lands_next_to_the_customers_files(ingested, landing_root):
+    report = pl.read_csv(landing_root / "initech" / REPORT_CSV, infer_schema=False)
+    assert report.height == 11
+    assert set(report.columns) >= {
+        "file",
+        "row_number",
+        "record_id",
+        "column",
+        "value",
+        "reason",
+        "message",
+    }
+    summary = (landing_root / "initech" / REPORT_SUMMARY).read_text()
+    assert "Deals imported: 15" in summary and "Rows not imported (errors): 4" in summary
+    # The sensor does not own the reports: writing them back never triggers a run.
+    from jf_pipeline.core.landing import survey
+    from jf_pipeline.resources import LocalLandingStore
+
+    found = survey(LocalLandingStore(root=str(landing_root)).list_files())
+    assert set(found.tenants["initech"]) == {"deals.csv", "accounts.csv", "contacts.csv"}
+
+
+def test_report_cells_are_neutralised_against_formula_injection(
+    landing_root, warehouse_path, instance
+):
+    deals = landing_root / "acme" / "deals.csv"
+    lines = deals.read_text().splitlines(keepends=True)
+    fields = lines[1].split(",")
+    fields[1] = "=SUM(1+1)"  # target_close_date of the first deal
+    deals.write_text("".join([lines[0], ",".join(fields), *lines[2:]]))
+    assert run_tenant("acme", landing_root, warehouse_path, instance).success
+    report = pl.read_csv(landing_root / "acme" / REPORT_CSV, infer_schema=False)
+    assert report.filter(pl.col("reason") == "invalid_date")["value"].to_list() == ["'=SUM(1+1)"]
+    # DuckDB keeps the value verbatim.
+    assert query(
+        warehouse_path, "SELECT value FROM rejected_rows WHERE reason = 'invalid_date'"
+    ) == [("=SUM(1+1)",)]
+
+
+def test_reports_can_be_switched_off(landing_root, warehouse_path, instance):
+    from jf_pipeline.resources import LocalLandingStore
+
+    store = LocalLandingStore(root=str(landing_root), write_reports=False)
+    assert run_tenant("globex", store, warehouse_path, instance).success
+    assert not (landing_root / "globex" / REPORT_CSV).exists()
+
+
+def test_neutralise_formulas_leaves_safe_cells_alone():
+    frame = pl.DataFrame({"a": ["=1+1", "+1", "-2", "@x", "ok", None, "a=b"], "n": list(range(7))})
+    assert neutralise_formulas(frame)["a"].to_list() == [
+        "'=1+1",
+        "'+1",
+        "'-2",
+        "'@x",
+        "ok",
+        None,
+        "a=b",
+    ]
