@@ -24,8 +24,9 @@ dev: setup
 	@echo "Dagster UI at http://$(HOST):$(PORT) - the landing sensor ingests data/landing by itself"
 	$(UV) run dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
-## The whole test suite
+## The whole test suite (installs Debian's chromium for the browser test if missing)
 test: setup
+	./scripts/ensure-chromium
 	$(UV) run pytest
 
 lint: setup

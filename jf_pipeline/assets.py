@@ -28,6 +28,12 @@ from dagster import (
     multi_asset,
 )
 
+from jf_pipeline.checks import (
+    CONTACTS_CHECK_SPEC,
+    clean_check_results,
+    clean_check_specs,
+    contacts_check_result,
+)
 from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec
 from jf_pipeline.core.cleaning import CleanTable, clean_table
 from jf_pipeline.core.guard import APPROVE_TAG, publish_guard
@@ -164,13 +170,14 @@ def clean_file_asset(spec: FileSpec):
         owners=OWNERS,
         description=_CLEAN_DESCRIPTIONS[spec.dataset],
         ins={"raw": AssetIn(f"raw_{spec.dataset}")},
+        check_specs=clean_check_specs(spec.dataset),
     )
-    def clean_file(raw: RawFile) -> Output[CleanTable]:
+    def clean_file(raw: RawFile):
         cleaned = replace(
             clean_table(raw.table, spec), source_version=raw.source.version if raw.source else None
         )
         severity = count_by_severity(cleaned.problems)
-        return Output(
+        yield Output(
             cleaned,
             metadata={
                 "dagster/row_count": cleaned.rows.height,
@@ -182,6 +189,7 @@ def clean_file_asset(spec: FileSpec):
                 "preview": _markdown(cleaned.rows),
             },
         )
+        yield from clean_check_results(spec.dataset, cleaned.problems)
 
     return clean_file
 
@@ -259,7 +267,8 @@ def _table_schema(table: str) -> TableSchema:
             blocking=True,
             description="Refuses to replace a tenant's deals when a file was rejected as a "
             "whole or the valid deal count falls by more than the allowed share.",
-        )
+        ),
+        CONTACTS_CHECK_SPEC,
     ],
     pool=WAREHOUSE_POOL,
     can_subset=False,
@@ -327,6 +336,7 @@ def publish_tenant(
                 "preview": _markdown(frame),
             },
         )
+    yield contacts_check_result(result.rejected_rows)
     yield AssetCheckResult(
         check_name=PUBLISH_GUARD,
         asset_key="importable_deals",

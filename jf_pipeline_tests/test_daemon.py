@@ -1,4 +1,6 @@
 """The README's first command, for real: `make dev` starts the Dagster webserver and daemon;
+the UI is checked in a real browser;
+the UI is checked in a real browser;
 with no clicks the landing sensor's real ticks add tenants, the daemon launches their runs,
 and the warehouse fills. Once on the local sample folder, once on an S3 server (moto over
 HTTP) with an upload and an overwrite while it runs.
@@ -22,6 +24,8 @@ from collections.abc import Callable, Iterator
 import boto3
 import duckdb
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
 
 from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, SAMPLE_TENANTS, free_port
 
@@ -119,7 +123,34 @@ def make_dev(tmp_path, **env_extra: str) -> Iterator[DevServer]:
     assert any(home.rglob("*.db")), "runs, cursors and partitions are kept in DAGSTER_HOME"
 
 
-def test_make_dev_ingests_the_sample_tenants_with_no_clicks(tmp_path):
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Headless as root on a machine without a network beyond the package registries.
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _open(page, url: str) -> None:
+    page.goto(url, wait_until="networkidle")
+    try:  # Dagster's one-time community prompt
+        page.get_by_role("button", name="Skip").click(timeout=3000)
+    except PlaywrightTimeout:
+        pass
+
+
+def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
+    """With no clicks the sample tenants land in DuckDB; then, in Debian's headless Chromium
+    driven by Playwright, the UI shows the lineage raw -> clean -> published, the tenants as
+    partitions and a materialization's row count. The lineage screenshot is saved with the
+    test's files; with JF_UPDATE_SCREENSHOT=1 it also replaces docs/asset-graph.png, the
+    picture the README shows."""
     landing = tmp_path / "landing"
     shutil.copytree(SAMPLE_LANDING, landing)
     with make_dev(tmp_path, JF_LANDING=str(landing)) as dev:
@@ -136,6 +167,37 @@ def test_make_dev_ingests_the_sample_tenants_with_no_clicks(tmp_path):
             "initech": 15,
             "umbrella": 12,
         }
+        assert (landing / "initech" / "jointflows_import_report.csv").exists()
+
+        base = f"http://127.0.0.1:{dev.port}"
+        shot = tmp_path / "asset-graph.png"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 800})
+            _open(page, f"{base}/assets/importable_deals?view=lineage&lineageDepth=2")
+            for asset in (
+                "raw_deals",
+                "clean_deals",
+                "raw_accounts",
+                "clean_accounts",
+                "importable_deals",
+            ):
+                page.get_by_text(asset, exact=True).first.wait_for(timeout=30_000)
+            for group in ("landing", "cleaning", "warehouse"):
+                assert page.get_by_text(group, exact=True).count() >= 1
+            page.screenshot(path=str(shot))
+            if os.environ.get("JF_UPDATE_SCREENSHOT") == "1":
+                shutil.copy(shot, PROJECT / "docs" / "asset-graph.png")
+
+            _open(page, f"{base}/assets/raw_deals?view=partitions")
+            for tenant in SAMPLE_TENANTS:
+                page.get_by_text(tenant, exact=True).first.wait_for(timeout=30_000)
+
+            _open(page, f"{base}/assets/importable_deals?view=events&partition=acme")
+            page.get_by_text("dagster/row_count").first.wait_for(timeout=30_000)
+            assert page.get_by_text("30", exact=True).count() >= 1
+            browser.close()
+        assert shot.stat().st_size > 10_000
 
 
 def test_make_dev_on_s3_picks_up_uploads_and_overwrites(tmp_path, s3_env):

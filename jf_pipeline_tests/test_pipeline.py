@@ -256,3 +256,22 @@ def test_absent_optional_files_yield_empty_frames_said_in_metadata(
     assert metadata["raw_contacts"]["present"].value is False
     assert metadata["raw_contacts"]["dagster/row_count"].value == 0
     assert metadata["raw_accounts"]["present"].value is False
+
+
+def test_asset_checks_name_the_offending_ids(landing_root, warehouse_path, instance):
+    result = run_tenant("initech", landing_root, warehouse_path, instance)
+    checks = {
+        (
+            e.event_specific_data.asset_key.to_user_string(),
+            e.event_specific_data.check_name,
+        ): e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    assert checks[("clean_deals", "unique_ids")].metadata["offending_ids"].value == ["IN-003"]
+    assert checks[("clean_deals", "required_values")].metadata["offending_ids"].value == ["IN-101"]
+    assert checks[("importable_contacts", "contacts_reference_accounts")].metadata[
+        "offending_ids"
+    ].value == ["P9"]
+    assert checks[("clean_accounts", "unique_ids")].passed
+    assert checks[("importable_deals", "publish_guard")].passed
