@@ -173,9 +173,7 @@ def clean_file_asset(spec: FileSpec):
         check_specs=clean_check_specs(spec.dataset),
     )
     def clean_file(raw: RawFile):
-        cleaned = replace(
-            clean_table(raw.table, spec), source_version=raw.source.version if raw.source else None
-        )
+        cleaned = replace(clean_table(raw.table, spec), source=raw.source)
         severity = count_by_severity(cleaned.problems)
         yield Output(
             cleaned,
@@ -284,11 +282,15 @@ def publish_tenant(
     """Guard, then replace the tenant's rows in every published table in one transaction."""
     tenant = context.partition_key
     approved = context.run.tags.get(APPROVE_TAG, "").lower() == "true"
-    versions = {
-        "deals": clean_deals.source_version,
-        "accounts": clean_accounts.source_version,
-        "contacts": clean_contacts.source_version,
+    sources = {
+        "deals": clean_deals.source,
+        "accounts": clean_accounts.source,
+        "contacts": clean_contacts.source,
     }
+    versions = {d: f.version if f else None for d, f in sources.items()}
+    run_record = context.instance.get_run_record_by_id(context.run.run_id)
+    started = run_record.start_time if run_record else None
+    started_at = datetime.fromtimestamp(started, UTC) if started else None
     with warehouse.writer() as writer:
         result = publication(
             clean_deals,
@@ -312,10 +314,13 @@ def publish_tenant(
             tables,
             {
                 "run_id": context.run.run_id,
+                "started_at": started_at,
                 "finished_at": datetime.now(UTC),
                 "outcome": outcome,
                 "landing_version": landing_version({f"{d}.csv": v for d, v in versions.items()}),
                 **{f"{d}_version": v for d, v in versions.items()},
+                **{f"{d}_key": f.key if f else None for d, f in sources.items()},
+                **{f"{d}_size": f.size if f else None for d, f in sources.items()},
                 **result.counts(),
                 **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS)),
             },

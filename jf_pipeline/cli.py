@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         help="ingest this tenant even if unchanged (repeatable)",
     )
     ingest.add_argument("--all", action="store_true", help="ingest every tenant, changed or not")
+    ingest.add_argument("--json", action="store_true", help="print the summary as JSON for scripts")
     ingest.add_argument(
         "--approve",
         action="store_true",
@@ -117,6 +118,7 @@ def ingest(
     named: list[str],
     everything: bool,
     approve: bool = False,
+    as_json: bool = False,
 ) -> int:
     landing = landing_store_from_uri(landing_uri)
     warehouse = warehouse_from_path(warehouse_path)
@@ -152,9 +154,10 @@ def ingest(
             )
         ]
     if not selected:
-        print(
+        message = (
             f"nothing to ingest: no tenant in {landing.describe()} changed since its last ingestion"
         )
+        print("[]" if as_json else message)
         return 1 if failed else 0
 
     instance = DagsterInstance.ephemeral()
@@ -200,7 +203,10 @@ def ingest(
                 error = event.step_failure_data.error
                 root = error.cause or error
                 print(f"  {tenant} {event.step_key}: {root.message.strip()}", file=sys.stderr)
-    print(_format_table(rows))
+    if as_json:
+        print(json.dumps(rows, default=str, indent=1))
+    else:
+        print(_format_table(rows))
     return 1 if failed else 0
 
 
@@ -292,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        return ingest(args.landing, args.warehouse, args.tenant, args.all, args.approve)
+        return ingest(args.landing, args.warehouse, args.tenant, args.all, args.approve, args.json)
     return 2
 
 

@@ -157,3 +157,13 @@ def test_neutralise_formulas_leaves_safe_cells_alone():
         None,
         "a=b",
     ]
+
+
+def test_ingestions_record_each_files_key_version_size_and_times(ingested, landing_root):
+    row = query(
+        ingested,
+        "SELECT deals_key, deals_size, length(deals_version), accounts_key, contacts_size, "
+        "started_at <= finished_at FROM ingestions WHERE tenant_id = 'globex'",
+    )[0]
+    deals = landing_root / "globex" / "deals.csv"
+    assert row == (str(deals), deals.stat().st_size, 64, None, None, True)

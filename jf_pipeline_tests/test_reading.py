@@ -84,6 +84,9 @@ def test_messytables_documented_cells():
     )
     assert parse_csv((MESSY / "utf8bom.csv").read_bytes()).headers[0] == "kitten"
     padded = parse_csv((MESSY / "weird_head_padding.csv").read_bytes())
+    # "11 headers": the table under the title lines splits into 11 fields per record.
+    widths = padded.body.filter(pl.col("_width") > 1)["_width"]
+    assert widths.mode().to_list() == [11]
     cells = padded.body.select(pl.exclude("row_number", "_width")).to_series(0).to_list()
     assert any("Gefäßchirurgie" in (c or "") for c in cells)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from jf_pipeline.contract import DUCKDB_TYPES, FileSpec, Kind
+from jf_pipeline.core.landing import LandingFile
 from jf_pipeline.core.problems import (
     REASONS,
     concat_problems,
@@ -46,8 +47,8 @@ class CleanTable:
     problems: pl.DataFrame
     rejected: bool
     """The file as a whole was unusable: the tenant's published data from it must stay."""
-    source_version: str | None = None
-    """The version (ETag or content hash) of the bytes these rows came from; None if absent."""
+    source: LandingFile | None = None
+    """The landing file (key, version, size) these rows came from; None if it was absent."""
 
 
 def clean_schema(spec: FileSpec) -> dict[str, pl.DataType]:
