@@ -86,10 +86,12 @@ def row_problems(
     column: str | None = None,
     value: pl.Expr | None = None,
     record_id: str | None = None,
+    column_expr: pl.Expr | None = None,
 ) -> pl.DataFrame:
     """Problems for each row of `rows` (already filtered to the offending ones).
 
-    `rows` carries `row_number`; `value` defaults to the raw text of `column`.
+    `rows` carries `row_number`; `value` defaults to the raw text of `column`;
+    `column_expr` names the column per row when it differs from row to row.
     """
     if value is None:
         value = pl.col(f"_raw_{column}") if f"_raw_{column}" in rows.columns else pl.lit(None)
@@ -101,7 +103,9 @@ def row_problems(
         .alias("record_id"),
         pl.lit(REASONS[reason][0]).alias("severity"),
         pl.lit(reason).alias("reason"),
-        pl.lit(column, dtype=pl.String).alias("column"),
+        (column_expr if column_expr is not None else pl.lit(column, dtype=pl.String)).alias(
+            "column"
+        ),
         value.cast(pl.String).alias("value"),
         (pl.lit(message) if isinstance(message, str) else message).cast(pl.String).alias("message"),
     )

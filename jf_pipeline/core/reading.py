@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from jf_pipeline.contract import FileSpec
-from jf_pipeline.core.problems import concat_problems, empty_problems, file_problem
+from jf_pipeline.core.problems import concat_problems, file_problem, row_problems
 
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -427,23 +427,17 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
     problems = [_malformed_problems(malformed, file, header_width, cells)]
     body = body.filter(pl.col("_width") == header_width)
     if parsed.open_quote and body.height:
-        last = body.tail(1)
         problems.append(
-            last.select(
-                pl.lit(file).alias("file"),
-                "row_number",
-                pl.lit(None, pl.String).alias("record_id"),
-                pl.lit("error").alias("severity"),
-                pl.lit("malformed_row").alias("reason"),
-                pl.lit(None, pl.String).alias("column"),
-                pl.concat_str([pl.col(c) for c in cells], separator=" | ")
-                .str.slice(0, 200)
-                .alias("value"),
-                pl.format(
+            row_problems(
+                body.tail(1),
+                file=file,
+                reason="malformed_row",
+                value=_joined_cells(cells),
+                message=pl.format(
                     "row {} opens a quote that is never closed, so every line after it was read "
                     "into this row; close the quote and upload again",
                     "row_number",
-                ).alias("message"),
+                ),
             )
         )
         body = body.head(-1)
@@ -458,20 +452,18 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
     ).filter(pl.col("_column").is_not_null())
     if oversized.height:
         problems.append(
-            oversized.select(
-                pl.lit(file).alias("file"),
-                "row_number",
-                pl.lit(None, pl.String).alias("record_id"),
-                pl.lit("error").alias("severity"),
-                pl.lit("cell_too_long").alias("reason"),
-                pl.col("_column").alias("column"),
-                pl.lit(None, pl.String).alias("value"),
-                pl.format(
+            row_problems(
+                oversized,
+                file=file,
+                reason="cell_too_long",
+                value=pl.lit(None, pl.String),
+                column_expr=pl.col("_column"),
+                message=pl.format(
                     "row {}: a cell of column {} is longer than {} characters",
                     "row_number",
                     "_column",
                     pl.lit(f"{MAX_CELL_CHARS:,}"),
-                ).alias("message"),
+                ),
             )
         )
         body = body.filter(~pl.col("row_number").is_in(oversized["row_number"].implode()))
@@ -522,25 +514,24 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
     )
 
 
+def _joined_cells(cells: list[str]) -> pl.Expr:
+    return pl.concat_str([pl.col(c) for c in cells], separator=" | ").str.slice(0, 200)
+
+
 def _malformed_problems(
     rows: pl.DataFrame, file: str, width: int, cells: list[str]
 ) -> pl.DataFrame:
-    if not rows.height:
-        return empty_problems()
-    return rows.select(
-        pl.lit(file).alias("file"),
-        pl.col("row_number"),
-        pl.lit(None, pl.String).alias("record_id"),
-        pl.lit("error").alias("severity"),
-        pl.lit("malformed_row").alias("reason"),
-        pl.lit(None, pl.String).alias("column"),
-        pl.concat_str([pl.col(c) for c in cells], separator=" | ").str.slice(0, 200).alias("value"),
-        pl.format(
+    return row_problems(
+        rows,
+        file=file,
+        reason="malformed_row",
+        value=_joined_cells(cells),
+        message=pl.format(
             "row {} has {} fields but the header has {}; check for an unquoted delimiter or a cut line",
             pl.col("row_number"),
             pl.col("_width"),
             pl.lit(width),
-        ).alias("message"),
+        ),
     )
 
 
