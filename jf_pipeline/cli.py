@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 
@@ -280,6 +281,8 @@ def sql(query: str, warehouse_path: str | None, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # as a command: `jf ... | head` should end quietly, as other tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = _parser().parse_args(argv)
     try:
         if args.command == "status":
