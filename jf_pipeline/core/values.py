@@ -8,6 +8,7 @@ so slow paths (dateutil) run once per distinct string.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -27,14 +28,14 @@ class ParsedColumn:
     """Column-level (reason, message) pairs, e.g. an ambiguous day/month order."""
 
 
+_MISSING = "(?i)^(?:" + "|".join(re.escape(p) for p in MISSING_PLACEHOLDERS) + "|)$"
+
+
 def missing_to_null(expr: pl.Expr) -> pl.Expr:
     """Trim; blank, whitespace-only and the usual placeholders (#N/A, NULL, -, …) -> null."""
     trimmed = expr.str.strip_chars()
-    return (
-        pl.when((trimmed == "") | trimmed.str.to_lowercase().is_in(MISSING_PLACEHOLDERS))
-        .then(None)
-        .otherwise(trimmed)
-    )
+    # One anchored, case-insensitive regex: much cheaper than lower-casing every cell.
+    return pl.when(trimmed.str.contains(_MISSING)).then(None).otherwise(trimmed)
 
 
 def _by_distinct(series: pl.Series, parse) -> tuple[pl.Series, pl.Series, list]:
