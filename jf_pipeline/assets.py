@@ -37,7 +37,7 @@ from jf_pipeline.checks import (
 from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec
 from jf_pipeline.core.cleaning import CleanTable, clean_table
 from jf_pipeline.core.guard import APPROVE_TAG, publish_guard
-from jf_pipeline.core.landing import LandingFile, landing_version
+from jf_pipeline.core.landing import LandingFile, file_versions
 from jf_pipeline.core.problems import count_by_severity, empty_problems, file_problem
 from jf_pipeline.core.publication import publication
 from jf_pipeline.core.reading import ReadTable, empty_table, read_table
@@ -317,7 +317,7 @@ def publish_tenant(
                 "started_at": started_at,
                 "finished_at": datetime.now(UTC),
                 "outcome": outcome,
-                "landing_version": landing_version({f"{d}.csv": v for d, v in versions.items()}),
+                "landing_version": file_versions({f"{d}.csv": f for d, f in sources.items() if f}),
                 **{f"{d}_version": v for d, v in versions.items()},
                 **{f"{d}_key": f.key if f else None for d, f in sources.items()},
                 **{f"{d}_size": f.size if f else None for d, f in sources.items()},

@@ -26,7 +26,7 @@ from dagster import DagsterInstance, materialize, mem_io_manager
 from jf_pipeline import warehouse as wh
 from jf_pipeline.contract import is_valid_tenant_id
 from jf_pipeline.core.guard import APPROVE_TAG
-from jf_pipeline.core.landing import landing_version, survey
+from jf_pipeline.core.landing import file_versions, survey
 from jf_pipeline.definitions import all_assets, build_resources
 from jf_pipeline.partitions import tenants as tenants_partitions
 from jf_pipeline.resources import landing_store_from_uri, warehouse_from_path
@@ -147,12 +147,7 @@ def ingest(
         selected = [
             tenant
             for tenant, files in sorted(found.tenants.items())
-            if files
-            and (
-                everything
-                or published.get(tenant)
-                != landing_version({name: f.version for name, f in files.items()})
-            )
+            if files and (everything or published.get(tenant) != file_versions(files))
         ]
     if not selected:
         message = (

@@ -23,14 +23,13 @@ from dagster import (
     sensor,
 )
 
-from jf_pipeline.contract import FILE_NAMES
+from jf_pipeline.contract import FILE_NAMES, WAREHOUSE_TABLES
 from jf_pipeline.core.landing import TenantCursor, plan_tenant, survey
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("JF_SENSOR_INTERVAL", "15"))
 SETTLE_SECONDS = float(os.environ.get("JF_SETTLE_SECONDS", "10"))
-PUBLISHED = ["importable_deals", "accounts", "importable_contacts", "rejected_rows"]
 
 ingest_tenant = define_asset_job(
     "ingest_tenant",
@@ -50,7 +49,7 @@ def run_key(tenant: str, fingerprint: str, previous: str | None) -> str:
 def assets_for(datasets: set[str]) -> list[AssetKey]:
     """The raw and clean assets of the changed files, and the published tables after them."""
     keys = [AssetKey(f"{stage}_{d}") for d in sorted(datasets) for stage in ("raw", "clean")]
-    return keys + [AssetKey(name) for name in PUBLISHED]
+    return keys + [AssetKey(name) for name in WAREHOUSE_TABLES]
 
 
 @sensor(

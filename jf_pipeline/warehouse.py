@@ -97,7 +97,7 @@ INGESTION_DOCS = {
     "accounts_size": "Bytes of the accounts.csv that was read.",
     "contacts_size": "Bytes of the contacts.csv that was read.",
     "outcome": "published, partial (an approved publish with a rejected file) or refused (by the publish guard).",
-    "landing_version": "Fingerprint of the three files' versions that were read.",
+    "landing_version": "Fingerprint of the three files that were read (as the landing sensor's cursor keeps it).",
     "deals_version": "ETag or SHA-256 of the deals.csv that was read (NULL if absent).",
     "accounts_version": "ETag or SHA-256 of the accounts.csv that was read (NULL if absent).",
     "contacts_version": "ETag or SHA-256 of the contacts.csv that was read (NULL if absent).",
@@ -268,33 +268,16 @@ def publish_snapshot(build: Path, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _read(path: str, sql: str, params: list) -> pl.DataFrame | None:
-    """Query the analysts' snapshot, as an analyst would (read-only, never blocking a run)."""
-    if not Path(path).is_file():
-        return None
-    con = duckdb.connect(path, read_only=True)
-    try:
-        tables = {
-            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-        }
-        if not set(ALL_TABLES) <= tables:
-            return None
-        return con.sql(sql, params=params).pl()
-    finally:
-        con.close()
-
-
 def last_ingestions(path: str) -> pl.DataFrame:
     """The latest ingestion of every tenant (empty when nothing was published yet)."""
-    frame = _read(
-        path,
-        f"SELECT * FROM {ident(INGESTIONS)} "  # noqa: S608
-        "QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY finished_at DESC) = 1",
-        [],
-    )
-    if frame is None:
+    try:
+        return read_only_query(
+            path,
+            f"SELECT * FROM {ident(INGESTIONS)} "  # noqa: S608
+            "QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY finished_at DESC) = 1",
+        )
+    except (NoWarehouse, duckdb.CatalogException):
         return pl.DataFrame(schema={c: pl.String for c, _ in INGESTION_COLUMNS})
-    return frame
 
 
 class NoWarehouse(FileNotFoundError):

@@ -1,8 +1,8 @@
 """What is in a landing zone, independent of where it lives (folder or S3).
 
 A listing is a flat list of `LandingFile`s; `survey` sorts it into valid tenants, invalid
-folder names and ignored files, and `landing_version` condenses a tenant's contract files
-into one version string that changes whenever any of them is added, overwritten or removed.
+folder names and ignored files, and `file_versions` condenses a tenant's contract files into
+one fingerprint that changes whenever any of them is added, overwritten or removed.
 """
 
 from __future__ import annotations
@@ -49,12 +49,6 @@ def survey(files: list[LandingFile]) -> Survey:
             result.ignored.append(f.key)
     result.invalid_tenants = sorted(invalid)
     return result
-
-
-def landing_version(versions: dict[str, str | None]) -> str:
-    """One short version for a tenant's drop: file name -> version, absent files included."""
-    text = "\n".join(f"{name}={versions.get(name) or '-'}" for name in sorted(FILE_NAMES))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def content_version(data: bytes) -> str:
