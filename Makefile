@@ -24,9 +24,9 @@ dev: setup
 	@echo "Dagster UI at http://$(HOST):$(PORT) - the landing sensor ingests data/landing by itself"
 	$(UV) run dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
-## The whole test suite (installs Debian's chromium for the browser test if missing)
+## The whole test suite (installs Debian's chromium, postgresql and docker-compose if missing)
 test: setup
-	./scripts/ensure-chromium
+	./scripts/ensure-test-tools
 	$(UV) run pytest
 
 lint: setup

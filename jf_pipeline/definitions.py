@@ -1,25 +1,23 @@
 """The Dagster code location: assets, the ingest job, the landing sensor and resources.
 
-Resources come from the environment (`JF_LANDING`, `JF_WAREHOUSE`, `JF_STORAGE`); nothing
-connects at import time.
+Resources come from the environment (`jf_pipeline/settings.py` lists the variables); the
+same definitions serve a laptop, docker compose and Kubernetes. Nothing connects at import
+time.
 """
 
 from __future__ import annotations
 
-import os
-
-from dagster import Definitions, FilesystemIOManager, in_process_executor
+from dagster import Definitions, in_process_executor
 
 from jf_pipeline.assets import clean_assets, publish_tenant, raw_assets
 from jf_pipeline.resources import (
     LandingStore,
     Warehouse,
     landing_store_from_uri,
+    storage_from_uri,
     warehouse_from_path,
 )
 from jf_pipeline.sensors import ingest_tenant, landing_sensor
-
-DEFAULT_STORAGE = "data/storage"
 
 all_assets = [*raw_assets, *clean_assets, publish_tenant]
 
@@ -32,8 +30,7 @@ def build_resources(
     return {
         "landing": landing or landing_store_from_uri(),
         "warehouse": warehouse or warehouse_from_path(),
-        "io_manager": io_manager
-        or FilesystemIOManager(base_dir=os.environ.get("JF_STORAGE") or DEFAULT_STORAGE),
+        "io_manager": io_manager or storage_from_uri(),
     }
 
 

@@ -6,25 +6,24 @@ Which landing store is used is configuration (`JF_LANDING`), decided once in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagster import ConfigurableResource
-from dagster_aws.s3 import S3Resource
+from dagster import ConfigurableResource, FilesystemIOManager
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from pydantic import Field
 
-from jf_pipeline import warehouse
+from jf_pipeline import settings, warehouse
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
 from jf_pipeline.core.guard import DEFAULT_MAX_DROP_SHARE
 from jf_pipeline.core.landing import LandingFile, content_version
 from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY
 
-DEFAULT_LANDING = "data/landing"
-DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+DEFAULT_LANDING = settings.SETTINGS["JF_LANDING"].default
+DEFAULT_WAREHOUSE = settings.SETTINGS["JF_WAREHOUSE"].default
 
 
 @dataclass(frozen=True)
@@ -186,21 +185,43 @@ class S3LandingStore(LandingStore):
 
 def landing_store_from_uri(uri: str | None = None) -> LandingStore:
     """`s3://bucket/prefix` -> S3 (AWS_* variables, AWS_ENDPOINT_URL included); else a folder."""
-    uri = uri or os.environ.get("JF_LANDING") or DEFAULT_LANDING
+    uri = uri or settings.get("JF_LANDING")
     if uri.startswith("s3://"):
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        s3 = S3Resource(
-            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-            region_name=os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or None,
+        bucket, prefix = _split_s3_uri(uri)
+        return S3LandingStore(
+            bucket=bucket, prefix=prefix, s3=s3_from_env(), write_reports=_reports_on()
         )
-        return S3LandingStore(bucket=bucket, prefix=prefix, s3=s3, write_reports=_reports_on())
     return LocalLandingStore(root=uri, write_reports=_reports_on())
 
 
+def s3_from_env() -> S3Resource:
+    """S3 from the AWS_* variables (credentials through boto3's own chain)."""
+    return S3Resource(
+        endpoint_url=settings.get("AWS_ENDPOINT_URL") or None,
+        region_name=settings.get("AWS_REGION") or settings.get("AWS_DEFAULT_REGION") or None,
+    )
+
+
+def _split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise ValueError(f"{uri!r} names no bucket: expected s3://bucket/prefix")
+    return bucket, prefix.strip("/")
+
+
+def storage_from_uri(uri: str | None = None):
+    """Where assets hand results to each other (`JF_STORAGE`): a local folder for one
+    machine; `s3://bucket/prefix` when runs execute in separate containers or pods, so a
+    run that re-cleans only the changed file still finds the other files' clean tables."""
+    uri = uri or settings.get("JF_STORAGE")
+    if uri.startswith("s3://"):
+        bucket, prefix = _split_s3_uri(uri)
+        return S3PickleIOManager(s3_resource=s3_from_env(), s3_bucket=bucket, s3_prefix=prefix)
+    return FilesystemIOManager(base_dir=uri)
+
+
 def _reports_on() -> bool:
-    return os.environ.get("JF_IMPORT_REPORT", "on").lower() not in ("0", "off", "false", "no")
+    return settings.get("JF_IMPORT_REPORT").lower() not in ("0", "off", "false", "no")
 
 
 class Warehouse(ConfigurableResource):
@@ -222,8 +243,7 @@ class Warehouse(ConfigurableResource):
 
 
 def warehouse_from_path(path: str | None = None) -> Warehouse:
-    share = os.environ.get("JF_GUARD_MAX_DROP")
     return Warehouse(
-        path=path or os.environ.get("JF_WAREHOUSE") or DEFAULT_WAREHOUSE,
-        guard_max_drop_share=float(share) if share else DEFAULT_MAX_DROP_SHARE,
+        path=path or settings.get("JF_WAREHOUSE"),
+        guard_max_drop_share=float(settings.get("JF_GUARD_MAX_DROP")),
     )

@@ -8,7 +8,6 @@ downstream of the files that changed. The cursor keeps one short fingerprint per
 """
 
 import json
-import os
 import time
 
 from dagster import (
@@ -23,13 +22,16 @@ from dagster import (
     sensor,
 )
 
+from jf_pipeline import settings
 from jf_pipeline.contract import FILE_NAMES, WAREHOUSE_TABLES
 from jf_pipeline.core.landing import TenantCursor, plan_tenant, survey
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore
 
-SENSOR_INTERVAL_SECONDS = int(os.environ.get("JF_SENSOR_INTERVAL", "15"))
-SETTLE_SECONDS = float(os.environ.get("JF_SETTLE_SECONDS", "10"))
+# Every run of a tenant carries this tag; deployments limit runs per tenant with it.
+TENANT_TAG = "jf/tenant"
+SENSOR_INTERVAL_SECONDS = int(settings.get("JF_SENSOR_INTERVAL"))
+SETTLE_SECONDS = float(settings.get("JF_SETTLE_SECONDS"))
 
 ingest_tenant = define_asset_job(
     "ingest_tenant",
@@ -97,7 +99,7 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> S
                 run_key=run_key(tenant, state.requested, old),
                 asset_selection=assets_for(datasets),
                 tags={
-                    "jf/tenant": tenant,
+                    TENANT_TAG: tenant,
                     "jf/files": state.requested,
                     "jf/changed": ",".join(changed),
                 },

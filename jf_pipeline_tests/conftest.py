@@ -1,10 +1,11 @@
 """Shared fixtures: copies of the sample landing zone, warehouse files, Dagster instances
-and an S3 server (moto over HTTP, reached by the same boto3 code as production)."""
+an S3 server (moto over HTTP, reached by the same boto3 code as production) and a
+PostgreSQL server for Dagster's production storage."""
 
 from __future__ import annotations
 
 import shutil
-import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,7 @@ from dagster import DagsterInstance, instance_for_test, materialize, mem_io_mana
 
 from jf_pipeline.definitions import all_assets, build_resources
 from jf_pipeline.resources import LandingStore, LocalLandingStore, Warehouse
+from jf_pipeline_tests.servers import PostgresServer, free_port, postgres_cluster
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE_LANDING = PROJECT / "data" / "landing"
@@ -95,12 +97,6 @@ def query(warehouse_path: str, sql: str, params: list | None = None) -> list[tup
         con.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A moto S3 server on a free loopback port for the whole session."""
@@ -121,3 +117,10 @@ def s3_env(s3_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     return s3_endpoint
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server of our own for the session (see servers.postgres_cluster)."""
+    with postgres_cluster() as server:
+        yield server

@@ -1,9 +1,7 @@
 """The README's first command, for real: `make dev` starts the Dagster webserver and daemon;
-the UI is checked in a real browser;
-the UI is checked in a real browser;
-with no clicks the landing sensor's real ticks add tenants, the daemon launches their runs,
-and the warehouse fills. Once on the local sample folder, once on an S3 server (moto over
-HTTP) with an upload and an overwrite while it runs.
+the UI is checked in a real browser; with no clicks the landing sensor's real ticks add
+tenants, the daemon launches their runs, and the warehouse fills. (The daemon on S3 uploads
+and overwrites, with the production instance on PostgreSQL, is in test_deploy.py.)
 
 State goes to temporary folders (DAGSTER_HOME, JF_LANDING, JF_WAREHOUSE, JF_STORAGE), so
 the tests never touch the checkout's own data. Waits are bounded; processes are stopped.
@@ -18,10 +16,8 @@ import signal
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 
-import boto3
 import duckdb
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -198,35 +194,3 @@ def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
             assert page.get_by_text("30", exact=True).count() >= 1
             browser.close()
         assert shot.stat().st_size > 10_000
-
-
-def test_make_dev_on_s3_picks_up_uploads_and_overwrites(tmp_path, s3_env):
-    bucket = f"jf-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=bucket)
-    with make_dev(tmp_path, JF_LANDING=f"s3://{bucket}/landing") as dev:
-        dev.wait_for("the UI", dev.ui_up)
-        for name in ("deals.csv", "accounts.csv", "contacts.csv"):
-            client.put_object(
-                Bucket=bucket,
-                Key=f"landing/acme/{name}",
-                Body=(SAMPLE_LANDING / "acme" / name).read_bytes(),
-            )
-        count = "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme'"
-        dev.wait_for("acme's deals", lambda: _query(dev.warehouse, count) == [(30,)])
-        runs = "SELECT count(*) FROM ingestions WHERE tenant_id = 'acme'"
-        assert _query(dev.warehouse, runs) == [(1,)]  # three uploads, one run
-
-        deals = (SAMPLE_LANDING / "acme" / "deals.csv").read_text()
-        old_line = next(line for line in deals.splitlines() if ",D-0002," in line)
-        old_value = old_line.split(",")[3]
-        new_line = old_line.replace(f",{old_value},", ",424242.42,", 1)
-        client.put_object(
-            Bucket=bucket,
-            Key="landing/acme/deals.csv",
-            Body=deals.replace(old_line, new_line).encode(),
-        )
-        value = "SELECT CAST(value AS VARCHAR) FROM importable_deals WHERE tenant_id = 'acme' AND deal_unique_id = 'D-0002'"
-        dev.wait_for(
-            "the overwritten value", lambda: _query(dev.warehouse, value) == [("424242.42",)]
-        )

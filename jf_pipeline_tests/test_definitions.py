@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
 from dagster import AssetKey, DefaultSensorStatus
 
 from jf_pipeline.assets import WAREHOUSE_POOL
@@ -70,6 +71,38 @@ def test_landing_store_is_chosen_by_jf_landing(monkeypatch):
         "bucket",
         "some/prefix",
     )
+
+
+def test_intermediate_storage_is_chosen_by_jf_storage(monkeypatch):
+    """A folder on one machine; S3 when runs are separate containers or pods."""
+    from dagster import FilesystemIOManager
+    from dagster_aws.s3 import S3PickleIOManager
+
+    from jf_pipeline.resources import storage_from_uri
+
+    monkeypatch.delenv("JF_STORAGE", raising=False)
+    local = storage_from_uri()
+    assert isinstance(local, FilesystemIOManager) and local.base_dir == "data/storage"
+    monkeypatch.setenv("JF_STORAGE", "s3://work-bucket/jf/storage/")
+    remote = storage_from_uri()
+    assert isinstance(remote, S3PickleIOManager)
+    assert (remote.s3_bucket, remote.s3_prefix) == ("work-bucket", "jf/storage")
+    with pytest.raises(ValueError, match="names no bucket"):
+        storage_from_uri("s3:///prefix")
+
+
+def test_every_variable_read_is_in_the_settings_table():
+    """settings.SETTINGS is the one list of variables (the deployment tests rely on it): no
+    module reads the environment around it."""
+    from jf_pipeline import settings
+
+    sources = {p: p.read_text() for p in (PROJECT / "jf_pipeline").rglob("*.py")}
+    readers = [p.name for p, text in sources.items() if re.search(r"os\.(environ|getenv)", text)]
+    assert readers == ["settings.py"]
+    named = set()
+    for text in sources.values():
+        named |= set(re.findall(r"settings\.(?:get|SETTINGS)\W+([A-Z_]+)", text))
+    assert named <= set(settings.SETTINGS) and "JF_LANDING" in named
 
 
 def test_workspace_loads_through_the_dagster_cli():

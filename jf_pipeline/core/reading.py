@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from jf_pipeline import settings
 from jf_pipeline.contract import FileSpec
 from jf_pipeline.core.problems import concat_problems, file_problem, row_problems
 
@@ -39,7 +39,7 @@ class FileTooLarge(ValueError):
     """The file is over one of the limits below; the message names the limit."""
 
 
-MAX_FILE_BYTES = int(os.environ.get("JF_MAX_FILE_MB", "1024")) * 1024 * 1024
+MAX_FILE_BYTES = int(settings.get("JF_MAX_FILE_MB")) * 1024 * 1024
 MAX_COLUMNS = 1_000
 MAX_CELL_CHARS = 100_000
 """Limits that keep one hostile file from exhausting a worker. A file over the size or

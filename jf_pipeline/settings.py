@@ -1,0 +1,74 @@
+"""Every setting jf-pipeline reads from the environment, in one table.
+
+The environment (a laptop, docker compose, Kubernetes) is chosen by these variables alone:
+`resources.py` turns them into resources (a folder or S3 for the landing zone, a folder or
+S3 for intermediate results), so no asset or sensor has an `if production` branch. The
+deployment files under `deploy/` may only name variables listed here or the ones Dagster,
+PostgreSQL and boto3 read themselves (`jf_pipeline_tests/test_deploy.py` checks that).
+
+Plain Python: the polars core may read its limits from here too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    description: str
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting(
+            "JF_LANDING",
+            "data/landing",
+            "Landing zone: a folder, or s3://bucket/prefix, holding one folder per tenant",
+        ),
+        Setting(
+            "JF_WAREHOUSE",
+            "data/warehouse.duckdb",
+            "The DuckDB file analysts open (its private build file sits beside it)",
+        ),
+        Setting(
+            "JF_STORAGE",
+            "data/storage",
+            "Intermediate results between assets: a folder, or s3://bucket/prefix when runs "
+            "execute in separate containers",
+        ),
+        Setting(
+            "JF_IMPORT_REPORT",
+            "on",
+            "Write jointflows_import_report.csv into the tenant's folder after each run (off: no)",
+        ),
+        Setting(
+            "JF_GUARD_MAX_DROP",
+            "0.5",
+            "publish_guard refuses a publish when valid deals fall by more than this share",
+        ),
+        Setting("JF_SENSOR_INTERVAL", "15", "Seconds between landing sensor ticks"),
+        Setting(
+            "JF_SETTLE_SECONDS",
+            "10",
+            "A tenant's files must be unchanged this long before a run is requested",
+        ),
+        Setting("JF_MAX_FILE_MB", "1024", "Larger landing files are rejected whole"),
+        Setting(
+            "AWS_ENDPOINT_URL",
+            "",
+            "S3-compatible endpoint (MinIO, moto); empty means AWS itself",
+        ),
+        Setting("AWS_REGION", "", "AWS region for S3 (falls back to AWS_DEFAULT_REGION)"),
+        Setting("AWS_DEFAULT_REGION", "", "AWS region for S3 when AWS_REGION is unset"),
+    )
+}
+
+
+def get(name: str) -> str:
+    """The variable's value, or its documented default when it is unset or empty."""
+    return os.environ.get(name) or SETTINGS[name].default

@@ -1,0 +1,457 @@
+"""The production deployment in deploy/: the instance on PostgreSQL end to end, and the
+deployment files checked against what exists in the repo (no dangling names).
+
+- The end-to-end test runs the services of deploy/docker-compose.yaml as processes: the
+  code server (`dagster code-server start`, as in the image) and the real daemon with the
+  unmodified deploy/dagster.yaml, pointed at a real PostgreSQL server and moto's S3. Files
+  uploaded to S3 become published rows; the run history is in PostgreSQL; intermediate
+  results are in S3 (`JF_STORAGE=s3://...`), so a run that re-cleans one file finds the
+  others' clean tables from an earlier run, as separate Kubernetes pods must.
+- docker-compose (Debian's package) validates the compose file; Dagster's own config schemas
+  and the Kubernetes client's models validate what the Helm values and manifests become.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from dagster import AssetKey, DagsterRunStatus
+from dagster._config import validate_config
+from dagster._core.instance.config import dagster_instance_config_schema
+from dagster_k8s import K8sRunLauncher
+from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
+from kubernetes import client as k8s
+
+from jf_pipeline import settings
+from jf_pipeline.assets import WAREHOUSE_POOL
+from jf_pipeline.sensors import TENANT_TAG
+from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, free_port
+from jf_pipeline_tests.test_daemon import _query, _stop
+
+DEPLOY = PROJECT / "deploy"
+BIN = Path(sys.executable).parent
+IMAGE = "jf-pipeline"
+# Variables read by Dagster itself (DAGSTER_HOME) or by boto3's credential chain; every
+# other variable a deployment file sets must be one of ours (settings.SETTINGS) or one the
+# instance file reads.
+THIRD_PARTY_ENV = {"DAGSTER_HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def _yaml(path: Path):
+    return yaml.safe_load(path.read_text())
+
+
+def _env_refs(node) -> set[str]:
+    """The variables a Dagster config file reads through `{env: NAME}`."""
+    if isinstance(node, dict):
+        if set(node) == {"env"}:
+            return {node["env"]}
+        return set().union(*(_env_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_env_refs(v) for v in node))
+    return set()
+
+
+INSTANCE = _yaml(DEPLOY / "dagster.yaml")
+INSTANCE_ENV = _env_refs(INSTANCE)
+KNOWN_ENV = set(settings.SETTINGS) | INSTANCE_ENV | THIRD_PARTY_ENV
+
+
+# --- the production instance, end to end --------------------------------------------------
+
+
+def _wait_for(what: str, check: Callable[[], bool], processes, logs, deadline=120) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < deadline:
+        for p in processes:
+            assert p.poll() is None, f"a service exited\n{_tail(logs)}"
+        if check():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}\n{_tail(logs)}")
+
+
+def _tail(logs: list[Path]) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
+
+
+@contextlib.contextmanager
+def _service(args: list[str], env: dict, log: Path) -> Iterator[subprocess.Popen]:
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield process
+        finally:
+            _stop(process)
+
+
+@pytest.mark.integration
+@pytest.mark.daemon
+def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, postgres_server):
+    """deploy/dagster.yaml as shipped, on a real PostgreSQL: the sensor's real ticks in the
+    real daemon see uploads to S3, queued runs publish them, an overwrite re-runs only the
+    changed file's assets, and runs, sensor state and asset history live in PostgreSQL."""
+    database = postgres_server.create_database()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
+    code_port = free_port()
+    workspace = _yaml(DEPLOY / "workspace.yaml")
+    workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=code_port)
+    (home / "workspace.yaml").write_text(yaml.safe_dump(workspace))
+
+    bucket = f"jf-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    warehouse = str(tmp_path / "warehouse" / "warehouse.duckdb")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        **postgres_server.instance_env(database),
+        "JF_LANDING": f"s3://{bucket}/landing",
+        "JF_STORAGE": f"s3://{bucket}/storage",
+        "JF_WAREHOUSE": warehouse,
+        "JF_SENSOR_INTERVAL": "2",
+        "JF_SETTLE_SECONDS": "1",
+    }
+    assert INSTANCE_ENV <= set(env)
+    for name in ("deals.csv", "accounts.csv", "contacts.csv"):
+        s3.put_object(
+            Bucket=bucket,
+            Key=f"landing/acme/{name}",
+            Body=(SAMPLE_LANDING / "acme" / name).read_bytes(),
+        )
+
+    logs = [tmp_path / "code.log", tmp_path / "daemon.log"]
+    code_cmd = _compose()["services"]["code"]["command"]
+    code_cmd = [*code_cmd[: code_cmd.index("-h")], "-h", "127.0.0.1", "-p", str(code_port)]
+    code_cmd += ["-m", "jf_pipeline.definitions"]
+    with (
+        _service([str(BIN / code_cmd[0]), *code_cmd[1:]], env, logs[0]) as code,
+        _service(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")],
+            env,
+            logs[1],
+        ) as daemon,
+    ):
+        count = "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme'"
+        _wait_for("acme's deals", lambda: _query(warehouse, count) == [(30,)], [code, daemon], logs)
+
+        deals = (SAMPLE_LANDING / "acme" / "deals.csv").read_text()
+        old_line = next(line for line in deals.splitlines() if ",D-0002," in line)
+        new_line = old_line.replace(f",{old_line.split(',')[3]},", ",515151.51,", 1)
+        s3.put_object(
+            Bucket=bucket, Key="landing/acme/deals.csv", Body=deals.replace(old_line, new_line)
+        )
+        value = (
+            "SELECT CAST(value AS VARCHAR) FROM importable_deals "
+            "WHERE tenant_id = 'acme' AND deal_unique_id = 'D-0002'"
+        )
+        _wait_for(
+            "the overwritten value",
+            lambda: _query(warehouse, value) == [("515151.51",)],
+            [code, daemon],
+            logs,
+        )
+
+    # The run history is in PostgreSQL, read by Dagster through the same instance file...
+    os.environ.update({k: env[k] for k in INSTANCE_ENV})
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        runs = instance.get_runs()
+        assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 2, _tail(logs)
+        assert {r.tags[TENANT_TAG] for r in runs} == {"acme"}
+        second, first = runs  # newest first
+        assert AssetKey("clean_accounts") in first.asset_selection
+        assert AssetKey("clean_accounts") not in second.asset_selection  # read from S3
+        assert instance.get_latest_materialization_event(AssetKey("importable_deals"))
+    # ... and directly in its tables; DAGSTER_HOME holds no SQLite storage.
+    con = postgres_server.connect(database)
+    with con.cursor() as cur:
+        cur.execute("SELECT status, count(*) FROM runs GROUP BY status")
+        assert cur.fetchall() == [("SUCCESS", 2)]
+    con.close()
+    assert not list(home.rglob("*.db"))
+    stored = s3.list_objects_v2(Bucket=bucket, Prefix="storage/")["Contents"]
+    assert {"clean_deals", "clean_accounts", "clean_contacts"} <= {
+        o["Key"].split("/")[1] for o in stored
+    }
+
+
+# --- docker compose -----------------------------------------------------------------------
+
+
+def _compose(path: Path = DEPLOY / "docker-compose.yaml") -> dict:
+    """The compose file as docker-compose resolves it (anchors, defaults, paths)."""
+    result = subprocess.run(
+        ["docker-compose", "-f", str(path), "config"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("JF_", "AWS_"))},
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_docker_compose_accepts_the_compose_file_and_rejects_a_broken_one(tmp_path):
+    """`docker-compose config` (Debian's package; it needs no Docker engine) validates
+    deploy/docker-compose.yaml; the same check fails on a service with a misspelled key."""
+    assert set(_compose()["services"]) == {"postgres", "code", "webserver", "daemon"}
+    broken = tmp_path / "docker-compose.yaml"
+    text = (DEPLOY / "docker-compose.yaml").read_text()
+    broken.write_text(text.replace("    depends_on:", "    depend_on:", 1))
+    result = subprocess.run(
+        ["docker-compose", "-f", str(broken), "config", "-q"], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "depend_on" in result.stderr
+
+
+def _module_of(command: list[str]) -> str:
+    return command[command.index("-m") + 1]
+
+
+def _assert_code_location(module: str) -> None:
+    from dagster import Definitions
+
+    assert isinstance(importlib.import_module(module).defs, Definitions)
+
+
+def test_compose_services_refer_to_what_exists():
+    """Images, build files, commands, workspace, variables and volumes in the compose file
+    all resolve to something in the repo or in the file itself."""
+    compose = _compose()
+    services = compose["services"]
+    built = {n: s for n, s in services.items() if "build" in s}
+    assert list(built) == ["code"]
+    build = built["code"]["build"]
+    assert (Path(build["context"]) / build["dockerfile"]) == DEPLOY / "Dockerfile"
+    image = built["code"]["image"]
+    assert image.split(":")[0] == IMAGE
+    ours = {n: s for n, s in services.items() if s["image"] == image}
+    assert set(ours) == {"code", "webserver", "daemon"}
+
+    dockerfile = _dockerfile()
+    workspace_in_image = dockerfile["copied"]["deploy/workspace.yaml"]
+    for name, service in ours.items():
+        env = service.get("environment", {})
+        assert set(env) <= KNOWN_ENV, f"{name}: unknown variables {set(env) - KNOWN_ENV}"
+        # Every process that opens the instance gets what deploy/dagster.yaml reads.
+        assert INSTANCE_ENV <= set(env), f"{name} lacks {INSTANCE_ENV - set(env)}"
+        command = service["command"]
+        if "-w" in command:
+            assert command[command.index("-w") + 1] == workspace_in_image
+        for dep in service.get("depends_on", {}):
+            assert dep in services
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source in compose.get("volumes", {}) or Path(source).is_dir(), volume
+    assert env["DAGSTER_PG_HOST"] in services  # the postgres service
+
+    code = services["code"]
+    _assert_code_location(_module_of(code["command"]))
+    assert code["command"] == dockerfile["cmd"]
+    grpc = _yaml(DEPLOY / "workspace.yaml")["load_from"][0]["grpc_server"]
+    assert grpc["host"] in services
+    assert str(grpc["port"]) == code["command"][code["command"].index("-p") + 1]
+    mounts = [v.split(":")[1] for v in code["volumes"]]
+    assert any(code["environment"]["JF_WAREHOUSE"].startswith(m + "/") for m in mounts)
+    assert any(code["environment"]["JF_LANDING"].startswith(m) for m in mounts)
+    postgres = services["postgres"]["environment"]
+    assert postgres["POSTGRES_USER"] == code["environment"]["DAGSTER_PG_USERNAME"]
+    assert postgres["POSTGRES_DB"] == code["environment"]["DAGSTER_PG_DB"]
+    assert postgres["POSTGRES_PASSWORD"] == code["environment"]["DAGSTER_PG_PASSWORD"]
+
+
+# --- the image ------------------------------------------------------------------------------
+
+
+def _dockerfile() -> dict:
+    """COPY sources -> destinations, the uv version, base image and CMD of deploy/Dockerfile."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    copied: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("COPY "):
+            *sources, dest = line.split()[1:]
+            for source in sources:
+                target = dest if len(sources) == 1 and not dest.endswith("/") else dest
+                if dest.endswith("/"):
+                    target = dest + Path(source.rstrip("/")).name
+                copied[source.rstrip("/")] = target
+    cmd = yaml.safe_load(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
+    return {
+        "copied": copied,
+        "uv": re.search(r"^ARG UV_VERSION=(\S+)$", text, re.M).group(1),
+        "python": re.search(r"^FROM python:(\d+\.\d+)", text, re.M).group(1),
+        "cmd": cmd,
+        "text": text,
+    }
+
+
+def test_dockerfile_builds_from_the_lock_with_files_that_exist():
+    """The image installs exactly uv.lock (frozen) with the Makefile's uv, on a Python the
+    project supports, copies only files that exist (and that .dockerignore lets through),
+    and starts the code location that the Helm values and compose file name."""
+    dockerfile = _dockerfile()
+    assert "uv sync --frozen --no-dev" in dockerfile["text"]
+    makefile = (PROJECT / "Makefile").read_text()
+    assert f"UV_VERSION := {dockerfile['uv']}\n" in makefile
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11" and dockerfile["python"] >= "3.11"
+    ignore = (PROJECT / ".dockerignore").read_text().splitlines()
+    for source in dockerfile["copied"]:
+        assert (PROJECT / source).exists(), source
+        assert f"!{source}" in ignore or f"!{source}/" in ignore, source
+    assert dockerfile["copied"]["deploy/dagster.yaml"] == "/opt/dagster/dagster_home/dagster.yaml"
+    assert "DAGSTER_HOME=/opt/dagster/dagster_home" in dockerfile["text"]
+    _assert_code_location(_module_of(dockerfile["cmd"]))
+
+
+# --- Helm values and Kubernetes objects -----------------------------------------------------
+
+
+HELM = _yaml(DEPLOY / "helm" / "values.yaml")
+MANIFESTS = list(yaml.safe_load_all((DEPLOY / "k8s" / "jf-pipeline.yaml").read_text()))
+
+
+def _manifest(kind: str, name: str) -> dict:
+    found = [m for m in MANIFESTS if m["kind"] == kind and m["metadata"]["name"] == name]
+    assert found, f"deploy/k8s/jf-pipeline.yaml has no {kind} {name!r}"
+    return found[0]
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
+def _render_instance(values: dict) -> dict:
+    """The dagster.yaml the chart writes from these values, for the settings we set (as the
+    chart's configmap-instance template maps them)."""
+    daemon = values["dagsterDaemon"]
+    concurrency = values["concurrency"]
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert daemon["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    return {
+        "storage": {
+            "postgres": {
+                "postgres_db": {
+                    "scheme": values["postgresql"]["postgresqlScheme"],
+                    "username": values["postgresql"]["postgresqlUsername"],
+                    "password": {"env": "DAGSTER_PG_PASSWORD"},
+                    "hostname": values["postgresql"]["postgresqlHost"],
+                    "db_name": values["postgresql"]["postgresqlDatabase"],
+                    "port": values["postgresql"]["service"]["port"],
+                }
+            }
+        },
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {
+                _snake(k): v
+                for k, v in daemon["runCoordinator"]["config"]["queuedRunCoordinator"].items()
+            },
+        },
+        "run_launcher": {
+            "module": "dagster_k8s",
+            "class": "K8sRunLauncher",
+            "config": {
+                "dagster_home": "/opt/dagster/dagster_home",
+                "instance_config_map": "jf-dagster-instance",
+                "postgres_password_secret": values["global"]["postgresqlSecretName"],
+                "image_pull_policy": launcher["imagePullPolicy"],
+                "fail_pod_on_run_failure": launcher["failPodOnRunFailure"],
+                "run_k8s_config": {
+                    _snake(k): v for k, v in launcher.get("runK8sConfig", {}).items()
+                },
+            },
+        },
+        "concurrency": {
+            "runs": {
+                "max_concurrent_runs": concurrency["runs"]["maxConcurrentRuns"],
+                "tag_concurrency_limits": concurrency["runs"]["tagConcurrencyLimits"],
+            },
+            "pools": {_snake(k): v for k, v in concurrency["pools"].items()},
+        },
+        "run_monitoring": {_snake(k): v for k, v in daemon["runMonitoring"].items()},
+        "run_retries": {_snake(k): v for k, v in daemon["runRetries"].items()},
+        "telemetry": {"enabled": values["telemetry"]["enabled"]},
+    }
+
+
+def test_helm_values_render_a_valid_instance_matching_deploy_dagster_yaml():
+    """What the chart makes of our values passes Dagster's own instance and K8sRunLauncher
+    config schemas, and queues, limits, pools, monitoring and retries equal those of
+    deploy/dagster.yaml: Kubernetes and compose behave alike."""
+    rendered = _render_instance(HELM)
+    result = validate_config(dagster_instance_config_schema(), rendered)
+    assert result.success, result.errors
+    launcher = validate_config(K8sRunLauncher.config_type(), rendered["run_launcher"]["config"])
+    assert launcher.success, launcher.errors
+    container = rendered["run_launcher"]["config"]["run_k8s_config"]["container_config"]
+    # Dagster merges it into the run's container, which it names "dagster".
+    container = {"name": "dagster", **container}
+    k8s_model_from_dict(k8s.V1Container, k8s_snake_case_dict(k8s.V1Container, container))
+    for section in ("concurrency", "run_monitoring", "run_retries", "telemetry"):
+        assert rendered[section] == INSTANCE[section], section
+    scheme = rendered["storage"]["postgres"]["postgres_db"]["scheme"]
+    assert scheme == INSTANCE["storage"]["postgres"]["postgres_db"]["scheme"]
+    # The limits name things that exist: the sensor's tenant tag, and one pool at limit 1
+    # for the only pooled step, the DuckDB writer.
+    limits = INSTANCE["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert [limit["key"] for limit in limits] == [TENANT_TAG]
+    assert INSTANCE["concurrency"]["pools"]["default_limit"] == 1
+    from jf_pipeline.definitions import all_assets
+
+    assert {a.op.pool for a in all_assets if a.op.pool} == {WAREHOUSE_POOL}
+
+
+def test_helm_user_deployment_refers_to_what_exists():
+    """The code location's image, module, variables, secrets and volumes in the Helm values
+    resolve to the Dockerfile's image, importable code, our settings table, and objects in
+    deploy/k8s/jf-pipeline.yaml that the Kubernetes client accepts."""
+    for manifest in MANIFESTS:
+        model = getattr(k8s, f"V1{manifest['kind']}")
+        k8s_model_from_dict(model, k8s_snake_case_dict(model, manifest))
+
+    (deployment,) = HELM["dagster-user-deployments"]["deployments"]
+    assert deployment["image"]["repository"].rsplit("/", 1)[-1] == IMAGE
+    _assert_code_location(_module_of(deployment["dagsterApiGrpcArgs"]))
+    env = {e["name"]: e["value"] for e in deployment["env"]}
+    assert set(env) <= KNOWN_ENV, set(env) - KNOWN_ENV
+    for var in ("JF_LANDING", "JF_STORAGE"):
+        # Runs are separate pods: the landing zone and intermediate results are in S3.
+        assert env[var].startswith("s3://"), var
+    for secret in deployment["envSecrets"]:
+        data = _manifest("Secret", secret["name"])["stringData"]
+        assert set(data) <= KNOWN_ENV
+    password = _manifest("Secret", HELM["global"]["postgresqlSecretName"])
+    assert "postgresql-password" in password["stringData"]
+    assert HELM["generatePostgresqlPasswordSecret"] is False
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+
+    volumes = {v["name"]: v for v in deployment["volumes"]}
+    for mount in deployment["volumeMounts"]:
+        volume = volumes[mount["name"]]
+        claim = _manifest("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+        assert "ReadWriteMany" in claim["spec"]["accessModes"]
+        assert env["JF_WAREHOUSE"].startswith(mount["mountPath"] + "/")
