@@ -157,9 +157,9 @@ def main(tenants: int) -> None:
     print()
     print(
         "| tenants | runs | all published (s) | first to last (s) | runs/hour "
-        "| median queue wait (s) | median worker (launch to end, s) |"
+        "| median queue wait (s) | median worker (launch to end, s) | event rows per run |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(
         f"| {tenants} | {len(records)} | {elapsed:.1f} | {steady:.1f} | "
         f"{len(records) / steady * 3600:,.0f} | {statistics.median(queued):.1f} | "
