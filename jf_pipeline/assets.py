@@ -5,6 +5,7 @@ to the warehouse, report metadata for the Dagster UI.
 """
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -15,6 +16,8 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
+    AssetOut,
     AssetSpec,
     Backoff,
     Jitter,
@@ -108,57 +111,76 @@ def _by_reason(problems: pl.DataFrame) -> dict[str, int]:
     return dict(sorted(problems.group_by("reason").len().iter_rows()))
 
 
-def raw_file_asset(spec: FileSpec):
-    @asset(
-        name=f"raw_{spec.dataset}",
-        partitions_def=tenants,
-        group_name=RAW_GROUP,
-        kinds={"csv", "polars"},
-        owners=OWNERS,
-        description=_RAW_DESCRIPTIONS[spec.dataset],
-        retry_policy=LANDING_RETRY,
-    )
-    def raw_file(context: AssetExecutionContext, landing: LandingStore) -> Output[RawFile]:
-        tenant = context.partition_key
-        obj = landing.read(tenant, spec.file_name)
-        if obj is not None:
-            table = read_table(obj.data, spec)
-        elif spec is DEALS:
-            table = ReadTable(
-                frame=empty_table(spec),
-                rejected=True,
-                problems=file_problem(
-                    spec.file_name,
-                    "file_missing",
-                    f"{spec.file_name} is missing from the landing folder; no deal can be "
-                    "imported, and the previously published deals are kept",
-                ),
-            )
-        else:
-            table = ReadTable(frame=empty_table(spec), problems=empty_problems(), rejected=False)
-        source = obj.file if obj else None
-        metadata = {
-            "present": obj is not None,
-            "rejected": table.rejected,
-            "dagster/row_count": table.frame.height,
-            "source_key": source.key if source else "(absent)",
-            "source_version": source.version if source else "(absent)",
-            "source_size_bytes": source.size if source else 0,
-            "encoding": table.encoding or "",
-            "delimiter": json.dumps(table.delimiter) if table.delimiter else "",
-            "header_mapping": MetadataValue.json(table.header_mapping),
-            "ignored_columns": ", ".join(table.ignored_columns),
-            "problems": MetadataValue.json(_by_reason(table.problems)),
-            "dagster/column_schema": _schema(table.frame),
-            "preview": _markdown(table.frame),
-        }
-        if source and source.modified:
-            metadata["source_modified"] = MetadataValue.timestamp(source.modified)
-        if obj is None:
-            context.log.info(f"{spec.file_name} is absent for tenant {tenant}: empty frame")
-        return Output(RawFile(table, source), metadata=metadata)
+def _read_raw(landing: LandingStore, tenant: str, spec: FileSpec) -> RawFile:
+    """One landing file as read; an absent file is an empty table (deals: rejected)."""
+    obj = landing.read(tenant, spec.file_name)
+    if obj is not None:
+        return RawFile(read_table(obj.data, spec), obj.file)
+    if spec is DEALS:
+        problems = file_problem(
+            spec.file_name,
+            "file_missing",
+            f"{spec.file_name} is missing from the landing folder; no deal can be "
+            "imported, and the previously published deals are kept",
+        )
+        return RawFile(ReadTable(frame=empty_table(spec), rejected=True, problems=problems), None)
+    table = ReadTable(frame=empty_table(spec), problems=empty_problems(), rejected=False)
+    return RawFile(table, None)
 
-    return raw_file
+
+def _raw_metadata(raw: RawFile) -> dict:
+    table, source = raw.table, raw.source
+    metadata = {
+        "present": source is not None,
+        "rejected": table.rejected,
+        "dagster/row_count": table.frame.height,
+        "source_key": source.key if source else "(absent)",
+        "source_version": source.version if source else "(absent)",
+        "source_size_bytes": source.size if source else 0,
+        "encoding": table.encoding or "",
+        "delimiter": json.dumps(table.delimiter) if table.delimiter else "",
+        "header_mapping": MetadataValue.json(table.header_mapping),
+        "ignored_columns": ", ".join(table.ignored_columns),
+        "problems": MetadataValue.json(_by_reason(table.problems)),
+        "dagster/column_schema": _schema(table.frame),
+        "preview": _markdown(table.frame),
+    }
+    if source and source.modified:
+        metadata["source_modified"] = MetadataValue.timestamp(source.modified)
+    return metadata
+
+
+@multi_asset(
+    name="raw_files",
+    outs={
+        f"raw_{spec.dataset}": AssetOut(
+            group_name=RAW_GROUP,
+            kinds={"csv", "polars"},
+            owners=OWNERS,
+            description=_RAW_DESCRIPTIONS[spec.dataset],
+            is_required=False,
+        )
+        for spec in FILES.values()
+    },
+    partitions_def=tenants,
+    can_subset=True,
+    retry_policy=LANDING_RETRY,
+)
+def raw_files(context: AssetExecutionContext, landing: LandingStore):
+    """Read the selected landing files of one tenant (the sensor selects the changed ones).
+    They are read at the same time: reading is mostly polars and hashing, which release
+    the GIL, so a large tenant's deals and contacts use both cores."""
+    tenant = context.partition_key
+    specs = [
+        s for s in FILES.values() if AssetKey(f"raw_{s.dataset}") in context.selected_asset_keys
+    ]
+    with ThreadPoolExecutor(max_workers=max(len(specs), 1)) as pool:
+        futures = [pool.submit(_read_raw, landing, tenant, spec) for spec in specs]
+        raws = [future.result() for future in futures]
+    for spec, raw in zip(specs, raws, strict=True):
+        if raw.source is None:
+            context.log.info(f"{spec.file_name} is absent for tenant {tenant}: empty frame")
+        yield Output(raw, output_name=f"raw_{spec.dataset}", metadata=_raw_metadata(raw))
 
 
 def clean_file_asset(spec: FileSpec):
@@ -192,7 +214,7 @@ def clean_file_asset(spec: FileSpec):
     return clean_file
 
 
-raw_assets = [raw_file_asset(spec) for spec in FILES.values()]
+raw_assets = [raw_files]
 clean_assets = [clean_file_asset(spec) for spec in FILES.values()]
 
 _PUBLISHED = {

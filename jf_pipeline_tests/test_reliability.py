@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import duckdb
@@ -178,6 +179,9 @@ def test_concurrent_writers_for_different_tenants_are_serialised(landing_root, w
     assert query(warehouse_path, "SELECT count(DISTINCT tenant_id) FROM ingestions") == [(4,)]
 
 
+_COUNTER_LOCK = threading.Lock()
+
+
 class FlakyLandingStore(LocalLandingStore):
     """A landing store whose reads fail like a throttled or dropped S3 connection."""
 
@@ -188,16 +192,20 @@ class FlakyLandingStore(LocalLandingStore):
         if tenant == self.always_failing_tenant:
             raise ConnectionError(f"connection reset while reading {tenant}/{name}")
         counter = self.root + ".failures"
-        left = int(open(counter).read()) if os.path.exists(counter) else self.failures_left
+        with _COUNTER_LOCK:  # the three files of a tenant are read in parallel threads
+            left = int(open(counter).read()) if os.path.exists(counter) else self.failures_left
+            if left > 0:
+                with open(counter, "w") as f:
+                    f.write(str(left - 1))
         if left > 0:
-            with open(counter, "w") as f:
-                f.write(str(left - 1))
             raise ConnectionError(f"SlowDown: please reduce your request rate ({tenant}/{name})")
         return super().read(tenant, name)
 
 
 def test_transient_read_failures_are_retried(landing_root, warehouse_path, instance):
-    store = FlakyLandingStore(root=str(landing_root), failures_left=2)
+    # One attempt reads the three files together: the first attempt's three reads fail,
+    # then one read of the second attempt; the third attempt succeeds.
+    store = FlakyLandingStore(root=str(landing_root), failures_left=4)
     result = run_tenant("initech", store, warehouse_path, instance)
     assert result.success
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]

@@ -45,6 +45,26 @@ def reasons(problems: pl.DataFrame) -> list[tuple]:
     return sorted(problems.select("row_number", "reason").rows(), key=lambda r: (r[0] or 0, r[1]))
 
 
+def test_large_files_parse_columns_in_parallel_with_the_same_result(monkeypatch):
+    """From PARALLEL_MIN_ROWS rows the columns' parsers run in threads; the clean rows and
+    problems must equal those of parsing one column after another."""
+    from jf_pipeline.core import cleaning
+
+    rows = [
+        f"Deal {i},2026-0{i % 9 + 1}-1{i % 9},Owner{i % 7}@X.example,"
+        f'"{"$" if i % 3 else ""}{i * 3.5:,.2f}",D-{i},A-{i % 50},Acme {i % 50},'
+        f"{'acme.example' if i % 11 else 'not a url'},Tech"
+        for i in range(cleaning.PARALLEL_MIN_ROWS + 10)
+    ]
+    text = "\n".join([DEALS_HEADER, *rows]).replace(",Owner5@", ",not-an-email")
+    parallel = clean(DEALS, text)
+    monkeypatch.setattr(cleaning, "PARALLEL_MIN_ROWS", 10**9)
+    sequential = clean(DEALS, text)
+    assert parallel.rows.equals(sequential.rows)
+    assert parallel.problems.equals(sequential.problems)
+    assert parallel.rows.height > 40_000 and parallel.problems.height > 1_000
+
+
 def test_clean_deals_are_typed():
     table = deals('Kickoff,12/31/2026,A@B.example,"$1,500.50",D1,A1,Acme,acme.example,Retail')
     row = table.rows.row(0, named=True)

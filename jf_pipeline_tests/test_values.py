@@ -201,6 +201,24 @@ def test_three_digit_group_follows_the_columns_decimal_mark():
     assert american == [Decimal("1234.00"), Decimal("5.50")]
 
 
+def test_mostly_distinct_amounts_parse_row_by_row_to_the_same_result(monkeypatch):
+    """Columns of nearly all-distinct amounts skip counting distinct values (a speed path);
+    values, problems and the decimal-mark vote must be exactly those of the distinct path."""
+    from jf_pipeline.core import values as module
+
+    styles = ["{:,.2f}", "$ {:.2f}", "USD {:.0f}", "({:,.2f})", "{:.1f}", "{:,.0f}"]
+    amounts = [styles[i % len(styles)].format(i * 37.13) for i in range(3000)]
+    amounts[5::97] = ["n/a"] * len(amounts[5::97])
+    series = pl.Series("v", [None, *amounts, "1.234", "5,50"])
+    fast = parse_money(series)
+    monkeypatch.setattr(module, "DISTINCT_SAMPLE", 0)  # always count distinct values
+    slow = parse_money(series)
+    assert fast.values.to_list() == slow.values.to_list()
+    assert fast.problem.to_list() == slow.problem.to_list()
+    assert fast.problem.drop_nulls().unique().to_list() == ["invalid_number"]
+    assert fast.values[0] is None and fast.values[4] == Decimal("-111.39")  # "(111.39)"
+
+
 @pytest.mark.parametrize("text", ["abc", "ca. zehn", "1.2.3,4,5", "$", "12abc"])
 def test_non_numbers_are_invalid(text):
     parsed = parse_money(pl.Series("v", [text]))
@@ -231,6 +249,17 @@ def test_urls_get_a_scheme_and_a_lowercase_host():
     )
     assert parsed.values.to_list() == ["https://acme.com/Path", "http://x.io", None, None, None]
     assert parsed.problem.to_list() == [None, None, "invalid_url", "invalid_url", None]
+
+
+def test_internationalised_hosts_pass_where_the_ascii_pattern_does_not():
+    """Most hosts take the ASCII pattern; the rest go through the Unicode one."""
+    parsed = parse_urls(pl.Series("u", ["Bücher.example/x", "www.acme.example", "ex_ample.com"]))
+    assert parsed.values.to_list() == [
+        "https://bücher.example/x",
+        "https://www.acme.example",
+        None,
+    ]
+    assert parsed.problem.to_list() == [None, None, "invalid_url"]
 
 
 @pytest.mark.parametrize(
