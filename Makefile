@@ -43,7 +43,7 @@ samples: setup
 
 ## Benchmarks (see benchmarks/RESULTS.md)
 bench: setup
-	$(UV) run python benchmarks/pipeline.py 10000 100000 1000000
+	$(UV) run python benchmarks/pipeline.py 100 10000 100000 1000000
 
 ## jf ingest on the embedded default
 ingest: setup

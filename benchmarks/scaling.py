@@ -76,7 +76,7 @@ def main(existing: list[int]) -> None:
     print(f"Machine: {platform.platform()}, 2 cores, Python {platform.python_version()}\n")
     print(f"Run worker start-up (import of the code location): {import_seconds():.2f} s\n")
     print(
-        "| other tenants' deal rows | small tenant run (s) | raw / clean / publish (s) "
+        "| other tenants' deal rows | small tenant run (s) | read and clean / publish (s) "
         "| snapshot copy (s) | warehouse MB |"
     )
     print("|---:|---:|---|---:|---:|")
@@ -95,8 +95,8 @@ def main(existing: list[int]) -> None:
             copy = time.perf_counter() - start
             stages = result["stages"]
             print(
-                f"| {rows:,} | {result['seconds']:.2f} | {stages['raw']:.2f} / "
-                f"{stages['clean']:.2f} / {stages['publish']:.2f} | {copy:.2f} | "
+                f"| {rows:,} | {result['seconds']:.2f} | {stages['read_and_clean']:.2f} / "
+                f"{stages['publish_tenant']:.2f} | {copy:.2f} | "
                 f"{build_path(warehouse).stat().st_size / 1e6:,.0f} |"
             )
             shutil.rmtree(warehouse.parent)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 from dagster import (
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -27,7 +28,6 @@ from dagster import (
     RetryPolicy,
     TableColumn,
     TableSchema,
-    asset,
     multi_asset,
 )
 
@@ -150,72 +150,95 @@ def _raw_metadata(raw: RawFile) -> dict:
     return metadata
 
 
+def _clean_metadata(cleaned: CleanTable) -> dict:
+    severity = count_by_severity(cleaned.problems)
+    return {
+        "dagster/row_count": cleaned.rows.height,
+        "rejected": cleaned.rejected,
+        "errors": severity["error"],
+        "warnings": severity["warning"],
+        "problems_by_reason": MetadataValue.json(_by_reason(cleaned.problems)),
+        "dagster/column_schema": _schema(cleaned.rows),
+        "preview": _markdown(cleaned.rows),
+    }
+
+
+def _raw_key(spec: FileSpec) -> AssetKey:
+    return AssetKey(f"raw_{spec.dataset}")
+
+
+def _clean_key(spec: FileSpec) -> AssetKey:
+    return AssetKey(f"clean_{spec.dataset}")
+
+
 @multi_asset(
-    name="raw_files",
+    name="read_and_clean",
     outs={
-        f"raw_{spec.dataset}": AssetOut(
-            group_name=RAW_GROUP,
-            kinds={"csv", "polars"},
-            owners=OWNERS,
-            description=_RAW_DESCRIPTIONS[spec.dataset],
-            is_required=False,
-        )
-        for spec in FILES.values()
+        **{
+            f"raw_{spec.dataset}": AssetOut(
+                group_name=RAW_GROUP,
+                kinds={"csv", "polars"},
+                owners=OWNERS,
+                description=_RAW_DESCRIPTIONS[spec.dataset],
+                is_required=False,
+            )
+            for spec in FILES.values()
+        },
+        **{
+            f"clean_{spec.dataset}": AssetOut(
+                group_name=CLEAN_GROUP,
+                kinds={"polars"},
+                owners=OWNERS,
+                description=_CLEAN_DESCRIPTIONS[spec.dataset],
+                is_required=False,
+            )
+            for spec in FILES.values()
+        },
     },
+    internal_asset_deps={
+        **{f"raw_{spec.dataset}": set() for spec in FILES.values()},
+        **{f"clean_{spec.dataset}": {_raw_key(spec)} for spec in FILES.values()},
+    },
+    check_specs=[check for spec in FILES.values() for check in clean_check_specs(spec.dataset)],
     partitions_def=tenants,
     can_subset=True,
     retry_policy=LANDING_RETRY,
 )
-def raw_files(context: AssetExecutionContext, landing: LandingStore):
-    """Read the selected landing files of one tenant (the sensor selects the changed ones).
-    They are read at the same time: reading is mostly polars and hashing, which release
-    the GIL, so a large tenant's deals and contacts use both cores."""
+def read_and_clean(context: AssetExecutionContext, landing: LandingStore):
+    """Read and clean one tenant's landing files (the sensor selects the changed ones).
+
+    The files are processed at the same time, one thread each: the work is mostly polars
+    and hashing, which release the GIL, so a large tenant's deals and contacts use all
+    cores. A selected `clean_*` without its `raw_*` cleans the landing file as it is now.
+    """
     tenant = context.partition_key
-    specs = [
-        s for s in FILES.values() if AssetKey(f"raw_{s.dataset}") in context.selected_asset_keys
-    ]
+    selected = context.selected_asset_keys
+    specs = [s for s in FILES.values() if {_raw_key(s), _clean_key(s)} & selected]
+
+    def work(spec: FileSpec) -> tuple[RawFile, CleanTable | None]:
+        raw = _read_raw(landing, tenant, spec)
+        if _clean_key(spec) not in selected:
+            return raw, None
+        return raw, replace(clean_table(raw.table, spec), source=raw.source)
+
     with ThreadPoolExecutor(max_workers=max(len(specs), 1)) as pool:
-        futures = [pool.submit(_read_raw, landing, tenant, spec) for spec in specs]
-        raws = [future.result() for future in futures]
-    for spec, raw in zip(specs, raws, strict=True):
-        if raw.source is None:
-            context.log.info(f"{spec.file_name} is absent for tenant {tenant}: empty frame")
-        yield Output(raw, output_name=f"raw_{spec.dataset}", metadata=_raw_metadata(raw))
+        results = list(pool.map(work, specs))
+    checks = context.selected_asset_check_keys
+    for spec, (raw, cleaned) in zip(specs, results, strict=True):
+        if _raw_key(spec) in selected:
+            if raw.source is None:
+                context.log.info(f"{spec.file_name} is absent for tenant {tenant}: empty frame")
+            yield Output(raw, output_name=f"raw_{spec.dataset}", metadata=_raw_metadata(raw))
+        if cleaned is not None:
+            yield Output(
+                cleaned, output_name=f"clean_{spec.dataset}", metadata=_clean_metadata(cleaned)
+            )
+            for result in clean_check_results(spec.dataset, cleaned.problems):
+                if AssetCheckKey(result.asset_key, result.check_name) in checks:
+                    yield result
 
 
-def clean_file_asset(spec: FileSpec):
-    @asset(
-        name=f"clean_{spec.dataset}",
-        partitions_def=tenants,
-        group_name=CLEAN_GROUP,
-        kinds={"polars"},
-        owners=OWNERS,
-        description=_CLEAN_DESCRIPTIONS[spec.dataset],
-        ins={"raw": AssetIn(f"raw_{spec.dataset}")},
-        check_specs=clean_check_specs(spec.dataset),
-    )
-    def clean_file(raw: RawFile):
-        cleaned = replace(clean_table(raw.table, spec), source=raw.source)
-        severity = count_by_severity(cleaned.problems)
-        yield Output(
-            cleaned,
-            metadata={
-                "dagster/row_count": cleaned.rows.height,
-                "rejected": cleaned.rejected,
-                "errors": severity["error"],
-                "warnings": severity["warning"],
-                "problems_by_reason": MetadataValue.json(_by_reason(cleaned.problems)),
-                "dagster/column_schema": _schema(cleaned.rows),
-                "preview": _markdown(cleaned.rows),
-            },
-        )
-        yield from clean_check_results(spec.dataset, cleaned.problems)
-
-    return clean_file
-
-
-raw_assets = [raw_files]
-clean_assets = [clean_file_asset(spec) for spec in FILES.values()]
+file_assets = [read_and_clean]
 
 _PUBLISHED = {
     "importable_deals": (

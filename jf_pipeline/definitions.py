@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
-from jf_pipeline.assets import clean_assets, publish_tenant, raw_assets
+from jf_pipeline.assets import file_assets, publish_tenant
 from jf_pipeline.resources import (
     LandingStore,
     Warehouse,
@@ -19,7 +19,7 @@ from jf_pipeline.resources import (
 )
 from jf_pipeline.sensors import ingest_tenant, landing_sensor
 
-all_assets = [*raw_assets, *clean_assets, publish_tenant]
+all_assets = [*file_assets, publish_tenant]
 
 
 def build_resources(

@@ -214,7 +214,10 @@ class Writer:
                 columns = [c for c, _ in ALL_TABLES[table] if c != "tenant_id"]
                 names = ", ".join(ident(c) for c in columns)
                 con.execute(f"DELETE FROM {ident(table)} WHERE tenant_id = ?", [tenant])  # noqa: S608
-                con.register("incoming_rows", frame.select(columns).to_arrow())
+                # Arrow string views: polars hands its buffers over without a copy (the
+                # default converts every string, ~1 s at 1M rows).
+                rows = frame.select(columns).to_arrow(compat_level=pl.CompatLevel.newest())
+                con.register("incoming_rows", rows)
                 try:
                     con.execute(
                         f"INSERT INTO {ident(table)} (tenant_id, {names}) "  # noqa: S608

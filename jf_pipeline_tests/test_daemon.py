@@ -163,7 +163,8 @@ def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
             "initech": 15,
             "umbrella": 12,
         }
-        assert (landing / "initech" / "jointflows_import_report.csv").exists()
+        report = landing / "initech" / "jointflows_import_report.csv"
+        dev.wait_for("initech's import report", report.exists)  # written after the publish
 
         base = f"http://127.0.0.1:{dev.port}"
         shot = tmp_path / "asset-graph.png"

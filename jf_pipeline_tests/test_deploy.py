@@ -169,6 +169,13 @@ def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, 
             [code, daemon],
             logs,
         )
+        # The snapshot is swapped before the run's last events: let both runs end first.
+        _wait_for(
+            "both runs to end",
+            lambda: _run_statuses(postgres_server, database) == ["SUCCESS", "SUCCESS"],
+            [code, daemon],
+            logs,
+        )
 
     # The run history is in PostgreSQL, read by Dagster through the same instance file...
     os.environ.update({k: env[k] for k in INSTANCE_ENV})
@@ -184,16 +191,22 @@ def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, 
         assert AssetKey("clean_accounts") not in second.asset_selection  # read from S3
         assert instance.get_latest_materialization_event(AssetKey("importable_deals"))
     # ... and directly in its tables; DAGSTER_HOME holds no SQLite storage.
-    con = postgres_server.connect(database)
-    with con.cursor() as cur:
-        cur.execute("SELECT status, count(*) FROM runs GROUP BY status")
-        assert cur.fetchall() == [("SUCCESS", 2)]
-    con.close()
+    assert _run_statuses(postgres_server, database) == ["SUCCESS", "SUCCESS"]
     assert not list(home.rglob("*.db"))
     stored = s3.list_objects_v2(Bucket=bucket, Prefix="storage/")["Contents"]
     assert {"clean_deals", "clean_accounts", "clean_contacts"} <= {
         o["Key"].split("/")[1] for o in stored
     }
+
+
+def _run_statuses(server, database: str) -> list[str]:
+    con = server.connect(database)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT status FROM runs ORDER BY id")
+            return [status for (status,) in cur.fetchall()]
+    finally:
+        con.close()
 
 
 # --- docker compose -----------------------------------------------------------------------

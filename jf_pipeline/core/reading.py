@@ -180,7 +180,11 @@ def _record_widths(
     Vectorised when records are lines (no quoted field spans a line end) and quotes only
     wrap whole fields; otherwise Python's csv module counts them.
     """
-    if "\x1f" in text:  # the unit separator is our "never a field separator" below
+    # Scans for one ASCII character run on the UTF-8 bytes: much faster than on a str
+    # that holds non-Latin-1 characters, and an ASCII byte never occurs inside another
+    # character's UTF-8 encoding.
+    has_quote = b'"' in utf8
+    if b"\x1f" in utf8:  # the unit separator is our "never a field separator" below
         lines = pl.Series("line", text.split(eol), dtype=pl.String)
         if len(lines) and lines[-1] == "":
             lines = lines.head(-1)
@@ -198,14 +202,14 @@ def _record_widths(
             raise_if_empty=False,
         ).to_series()
     # `a, "b,c"` (a space before the opening quote): only the csv module reads it.
-    if not (skip_initial_space and '"' in text):
+    if not (skip_initial_space and has_quote):
         # Each quoted field that starts a line or follows a delimiter becomes one NUL
         # (decoding refused NULs in the text). A leftover quote (one inside a field), or a
         # NUL followed by anything but a delimiter, means we cannot count simply. One lazy
         # query, so polars spreads the string work over all cores.
         d = re.escape(delimiter)
         line = pl.col("line")
-        if '"' in text:
+        if has_quote:
             line = line.str.replace(r'^"(?:[^"]|"")*"', "\x00").str.replace_all(
                 rf'{d}"(?:[^"]|"")*"', delimiter.replace("$", "$$") + "\x00"
             )
@@ -241,6 +245,8 @@ class ParsedCsv:
     """`row_number`, `_width` (fields in the record) and cells `c0`..`c{n-1}` as strings."""
     encoding: str
     delimiter: str
+    blank: pl.Series | None = None
+    """Per body row: every cell is empty or whitespace."""
     skipped_lines: int = 0
     """Records above the header (blank lines, a report's title) that were skipped."""
     preamble: int = 0
@@ -326,15 +332,16 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
         body.select("row_number", "_width", *cells[:header_width]),
         encoding,
         delimiter,
+        blank=~non_blank.slice(header_at + 1),
         skipped_lines=header_at,
         preamble=candidates.index(header_at),
-        open_quote=_ends_inside_quotes(text, delimiter, spaced_quotes),
+        open_quote=_ends_inside_quotes(text, utf8, delimiter, spaced_quotes),
     )
 
 
-def _ends_inside_quotes(text: str, delimiter: str, skip_initial_space: bool) -> bool:
+def _ends_inside_quotes(text: str, utf8: bytes, delimiter: str, skip_initial_space: bool) -> bool:
     # An odd number of quote characters is the cheap hint; the strict csv reader decides.
-    if text.count('"') % 2 == 0:
+    if utf8.count(b'"') % 2 == 0:
         return False
     reader = csv.reader(
         io.StringIO(text, newline=""),
@@ -433,8 +440,9 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
 
     body = parsed.body
     cells = [f"c{i}" for i in range(header_width)]
-    blank = pl.all_horizontal(pl.col(c).str.strip_chars() == "" for c in cells)
-    body = body.filter(~(blank & (pl.col("_width") <= header_width)))
+    # A record no wider than the header has no cells past it, so blank over all its cells
+    # (parse_csv's answer) is blank over the header's.
+    body = body.filter(~(parsed.blank & (pl.col("_width") <= header_width)))
     malformed = body.filter(pl.col("_width") != header_width)
     problems = [_malformed_problems(malformed, file, header_width, cells)]
     body = body.filter(pl.col("_width") == header_width)
