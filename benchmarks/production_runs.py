@@ -12,13 +12,11 @@ times until every tenant's deals are published. Run history is read back from Po
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 from generate import make_drop  # noqa: E402
 
-from jf_pipeline_tests.servers import free_port, postgres_cluster  # noqa: E402
+from jf_pipeline_tests.servers import free_port, postgres_cluster, service  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -53,19 +51,6 @@ def published(warehouse: str) -> int:
             con.close()
     except duckdb.Error:
         return 0
-
-
-@contextlib.contextmanager
-def service(args: list[str], env: dict, log: Path):
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            os.killpg(process.pid, 15)
-            process.wait(timeout=60)
 
 
 def main(tenants: int) -> None:

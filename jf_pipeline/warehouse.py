@@ -250,10 +250,6 @@ def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
         shutil.copyfile(path, build)  # adopt a warehouse made before the build file existed
     con = connect(build, timeout=timeout)
     try:
-        # Rows have no order (readers sort); without it DuckDB writes a large insert straight
-        # to the file in parallel instead of through the WAL, so the CHECKPOINT below is
-        # ~0.1 s instead of ~0.7 s at 2M rows (benchmarks/RESULTS.md).
-        con.execute("SET preserve_insertion_order = false")
         ensure_schema(con)
         document(con)
         yield Writer(con)

@@ -1,4 +1,5 @@
-"""Real servers for the tests and benchmarks: a PostgreSQL cluster of our own."""
+"""Real servers for the tests and benchmarks: a PostgreSQL cluster of our own, and Dagster's
+services as process groups that are always stopped."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -99,3 +101,30 @@ def postgres_cluster() -> Iterator[PostgresServer]:
     finally:
         run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session and everything it started (run workers)."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextlib.contextmanager
+def service(args: list[str], env: dict, log: Path) -> Iterator[subprocess.Popen]:
+    """Run `args` with its output in `log` until the block ends."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield process
+        finally:
+            stop(process)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
@@ -24,6 +23,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, SAMPLE_TENANTS, free_port
+from jf_pipeline_tests.servers import stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.daemon]
 
@@ -44,20 +44,6 @@ def _query(warehouse: str, sql: str) -> list[tuple] | None:
         return None
     finally:
         con.close()
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop make, the webserver, the daemon and any run workers (one process group)."""
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 class DevServer:
@@ -115,7 +101,7 @@ def make_dev(tmp_path, **env_extra: str) -> Iterator[DevServer]:
         try:
             yield DevServer(process, port, warehouse, log_path)
         finally:
-            _stop(process)
+            stop(process)
     assert any(home.rglob("*.db")), "runs, cursors and partitions are kept in DAGSTER_HOME"
 
 

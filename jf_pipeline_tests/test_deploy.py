@@ -13,7 +13,6 @@ deployment files checked against what exists in the repo (no dangling names).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import re
@@ -23,7 +22,7 @@ import sys
 import time
 import tomllib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -40,7 +39,8 @@ from jf_pipeline import settings
 from jf_pipeline.assets import WAREHOUSE_POOL
 from jf_pipeline.sensors import TENANT_TAG
 from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, free_port
-from jf_pipeline_tests.test_daemon import _query, _stop
+from jf_pipeline_tests.servers import service
+from jf_pipeline_tests.test_daemon import _query
 
 DEPLOY = PROJECT / "deploy"
 BIN = Path(sys.executable).parent
@@ -89,18 +89,6 @@ def _tail(logs: list[Path]) -> str:
     return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
 
 
-@contextlib.contextmanager
-def _service(args: list[str], env: dict, log: Path) -> Iterator[subprocess.Popen]:
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            _stop(process)
-
-
 @pytest.mark.integration
 @pytest.mark.daemon
 def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, postgres_server):
@@ -143,8 +131,8 @@ def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, 
     code_cmd = [*code_cmd[: code_cmd.index("-h")], "-h", "127.0.0.1", "-p", str(code_port)]
     code_cmd += ["-m", "jf_pipeline.definitions"]
     with (
-        _service([str(BIN / code_cmd[0]), *code_cmd[1:]], env, logs[0]) as code,
-        _service(
+        service([str(BIN / code_cmd[0]), *code_cmd[1:]], env, logs[0]) as code,
+        service(
             [str(BIN / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")],
             env,
             logs[1],
@@ -264,17 +252,17 @@ def test_compose_services_refer_to_what_exists():
 
     dockerfile = _dockerfile()
     workspace_in_image = dockerfile["copied"]["deploy/workspace.yaml"]
-    for name, service in ours.items():
-        env = service.get("environment", {})
+    for name, spec in ours.items():
+        env = spec.get("environment", {})
         assert set(env) <= KNOWN_ENV, f"{name}: unknown variables {set(env) - KNOWN_ENV}"
         # Every process that opens the instance gets what deploy/dagster.yaml reads.
         assert INSTANCE_ENV <= set(env), f"{name} lacks {INSTANCE_ENV - set(env)}"
-        command = service["command"]
+        command = spec["command"]
         if "-w" in command:
             assert command[command.index("-w") + 1] == workspace_in_image
-        for dep in service.get("depends_on", {}):
+        for dep in spec.get("depends_on", {}):
             assert dep in services
-        for volume in service.get("volumes", []):
+        for volume in spec.get("volumes", []):
             source = volume.split(":")[0]
             assert source in compose.get("volumes", {}) or Path(source).is_dir(), volume
     assert env["DAGSTER_PG_HOST"] in services  # the postgres service
