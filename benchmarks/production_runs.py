@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import boto3
-import duckdb
 import yaml
 
 HERE = Path(__file__).resolve().parent
@@ -33,24 +32,19 @@ sys.path.insert(0, str(HERE))
 
 from generate import make_drop  # noqa: E402
 
-from jf_pipeline_tests.servers import free_port, postgres_cluster, service  # noqa: E402
+from jf_pipeline_tests.servers import (  # noqa: E402
+    free_port,
+    postgres_cluster,
+    query_warehouse,
+    service,
+)
 
 BIN = Path(sys.executable).parent
 
 
-def published(warehouse: str) -> int:
-    if not os.path.exists(warehouse):
-        return 0
-    try:
-        con = duckdb.connect(warehouse, read_only=True)
-        try:
-            return con.execute("SELECT count(DISTINCT tenant_id) FROM importable_deals").fetchone()[
-                0
-            ]
-        finally:
-            con.close()
-    except duckdb.Error:
-        return 0
+def published_tenants(warehouse: str) -> int:
+    rows = query_warehouse(warehouse, "SELECT count(DISTINCT tenant_id) FROM importable_deals")
+    return rows[0][0] if rows else 0
 
 
 def main(tenants: int) -> None:
@@ -105,7 +99,7 @@ def main(tenants: int) -> None:
             service(daemon_args, env, tmp / "daemon.log"),
         ):
             first = None
-            while (done := published(warehouse)) < tenants:
+            while (done := published_tenants(warehouse)) < tenants:
                 if done and first is None:
                     first = time.monotonic()
                 if time.monotonic() - start > 1800:

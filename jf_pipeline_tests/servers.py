@@ -1,5 +1,5 @@
-"""Real servers for the tests and benchmarks: a PostgreSQL cluster of our own, and Dagster's
-services as process groups that are always stopped."""
+"""Real servers for the tests and benchmarks: a PostgreSQL cluster of our own, Dagster's
+services as process groups that are always stopped, and a reader of the warehouse they fill."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import duckdb
 
 
 def free_port() -> int:
@@ -128,3 +130,19 @@ def service(args: list[str], env: dict, log: Path) -> Iterator[subprocess.Popen]
             yield process
         finally:
             stop(process)
+
+
+def query_warehouse(warehouse: str, sql: str) -> list[tuple] | None:
+    """The rows of `sql` on the analysts' DuckDB file; None while it is missing or locked."""
+    if not os.path.exists(warehouse):
+        return None
+    try:
+        con = duckdb.connect(warehouse, read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return con.execute(sql).fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()

@@ -17,33 +17,16 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 
-import duckdb
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, SAMPLE_TENANTS, free_port
-from jf_pipeline_tests.servers import stop
+from jf_pipeline_tests.servers import query_warehouse, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.daemon]
 
 DEADLINE_SECONDS = 120
-
-
-def _query(warehouse: str, sql: str) -> list[tuple] | None:
-    """None while the file is missing or a run holds its write lock."""
-    if not os.path.exists(warehouse):
-        return None
-    try:
-        con = duckdb.connect(warehouse, read_only=True)
-    except duckdb.Error:
-        return None
-    try:
-        return con.execute(sql).fetchall()
-    except duckdb.Error:
-        return None
-    finally:
-        con.close()
 
 
 class DevServer:
@@ -141,9 +124,9 @@ def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
         counts = "SELECT tenant_id, count(*) FROM importable_deals GROUP BY ALL ORDER BY ALL"
         dev.wait_for(
             "all sample tenants",
-            lambda: len(_query(dev.warehouse, counts) or []) == len(SAMPLE_TENANTS),
+            lambda: len(query_warehouse(dev.warehouse, counts) or []) == len(SAMPLE_TENANTS),
         )
-        assert dict(_query(dev.warehouse, counts)) == {
+        assert dict(query_warehouse(dev.warehouse, counts)) == {
             "acme": 30,
             "globex": 20,
             "initech": 15,

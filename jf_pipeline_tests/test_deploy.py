@@ -39,8 +39,7 @@ from jf_pipeline import settings
 from jf_pipeline.assets import WAREHOUSE_POOL
 from jf_pipeline.sensors import TENANT_TAG
 from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, free_port
-from jf_pipeline_tests.servers import service
-from jf_pipeline_tests.test_daemon import _query
+from jf_pipeline_tests.servers import query_warehouse, service
 
 DEPLOY = PROJECT / "deploy"
 BIN = Path(sys.executable).parent
@@ -139,7 +138,12 @@ def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, 
         ) as daemon,
     ):
         count = "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme'"
-        _wait_for("acme's deals", lambda: _query(warehouse, count) == [(30,)], [code, daemon], logs)
+        _wait_for(
+            "acme's deals",
+            lambda: query_warehouse(warehouse, count) == [(30,)],
+            [code, daemon],
+            logs,
+        )
 
         deals = (SAMPLE_LANDING / "acme" / "deals.csv").read_text()
         old_line = next(line for line in deals.splitlines() if ",D-0002," in line)
@@ -153,7 +157,7 @@ def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, 
         )
         _wait_for(
             "the overwritten value",
-            lambda: _query(warehouse, value) == [("515151.51",)],
+            lambda: query_warehouse(warehouse, value) == [("515151.51",)],
             [code, daemon],
             logs,
         )
@@ -293,10 +297,8 @@ def _dockerfile() -> dict:
         if line.startswith("COPY "):
             *sources, dest = line.split()[1:]
             for source in sources:
-                target = dest if len(sources) == 1 and not dest.endswith("/") else dest
-                if dest.endswith("/"):
-                    target = dest + Path(source.rstrip("/")).name
-                copied[source.rstrip("/")] = target
+                source = source.rstrip("/")
+                copied[source] = dest + Path(source).name if dest.endswith("/") else dest
     cmd = yaml.safe_load(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
     return {
         "copied": copied,

@@ -67,6 +67,10 @@ def _message(column: str, reason: str) -> pl.Expr:
     )
 
 
+PARALLEL_MIN_ROWS = 50_000
+"""Below this, starting threads costs more than it saves."""
+
+
 def _parse_columns(frame: pl.DataFrame, spec: FileSpec) -> list[ParsedColumn]:
     """Each column through its parser. The parsers are independent and polars releases the
     GIL, so they run on all cores at once; most of their string work is single-threaded."""
@@ -85,10 +89,6 @@ def _parse_columns(frame: pl.DataFrame, spec: FileSpec) -> list[ParsedColumn]:
         # The slowest parsers first, so the others fill in around them.
         futures = {c.name: pool.submit(parse, c) for c in sorted(typed, key=_parse_cost)}
         return [futures[c.name].result() if c.name in futures else parse(c) for c in spec.columns]
-
-
-PARALLEL_MIN_ROWS = 50_000
-"""Below this, starting threads costs more than it saves."""
 
 
 def _parse_cost(column) -> int:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from jf_pipeline.core.problems import ERROR
+from jf_pipeline.settings import SETTINGS
 
 APPROVE_TAG = "jf/approve-publish"
 """Run tag that approves one publish the guard would refuse (value `true`)."""
-DEFAULT_MAX_DROP_SHARE = 0.5
+DEFAULT_MAX_DROP_SHARE = float(SETTINGS["JF_GUARD_MAX_DROP"].default)
 
 
 @dataclass

@@ -180,11 +180,8 @@ def _record_widths(
     Vectorised when records are lines (no quoted field spans a line end) and quotes only
     wrap whole fields; otherwise Python's csv module counts them.
     """
-    # Scans for one ASCII character run on the UTF-8 bytes: much faster than on a str
-    # that holds non-Latin-1 characters, and an ASCII byte never occurs inside another
-    # character's UTF-8 encoding.
-    has_quote = b'"' in utf8
-    if b"\x1f" in utf8:  # the unit separator is our "never a field separator" below
+    has_quote = '"' in text
+    if "\x1f" in text:  # the unit separator is our "never a field separator" below
         lines = pl.Series("line", text.split(eol), dtype=pl.String)
         if len(lines) and lines[-1] == "":
             lines = lines.head(-1)
@@ -335,13 +332,13 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
         blank=~non_blank.slice(header_at + 1),
         skipped_lines=header_at,
         preamble=candidates.index(header_at),
-        open_quote=_ends_inside_quotes(text, utf8, delimiter, spaced_quotes),
+        open_quote=_ends_inside_quotes(text, delimiter, spaced_quotes),
     )
 
 
-def _ends_inside_quotes(text: str, utf8: bytes, delimiter: str, skip_initial_space: bool) -> bool:
+def _ends_inside_quotes(text: str, delimiter: str, skip_initial_space: bool) -> bool:
     # An odd number of quote characters is the cheap hint; the strict csv reader decides.
-    if utf8.count(b'"') % 2 == 0:
+    if text.count('"') % 2 == 0:
         return False
     reader = csv.reader(
         io.StringIO(text, newline=""),
