@@ -1,7 +1,8 @@
 """The one declarative table of what customers' files contain and what we publish.
 
 The reader, the cleaners, the warehouse DDL, the docs and the tests all read from here:
-adding a column is one line in a `FileSpec`. Names follow ../shared/CONTRACT.md.
+adding a column is one line in a `FileSpec`. Names follow docs/contract.md
+(a test keeps the two in step).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from jf_pipeline_tests.servers import PostgresServer, free_port, postgres_cluste
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE_LANDING = PROJECT / "data" / "landing"
-CORPORA = PROJECT.parent / "shared" / "corpora"
+CORPORA = Path(__file__).resolve().parent / "corpora"
 SAMPLE_TENANTS = ["acme", "globex", "initech", "umbrella"]
 
 

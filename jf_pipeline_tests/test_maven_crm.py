@@ -1,4 +1,4 @@
-"""A real-shaped CRM export (Maven Analytics' 8,800 opportunities, ../shared/corpora/maven-crm)
+"""A real-shaped CRM export (Maven Analytics' 8,800 opportunities, jf_pipeline_tests/corpora/maven-crm)
 converted to the contract's format and run through the assets: the rejected rows must be
 exactly the dataset's real gaps, computed here independently from the source file."""
 

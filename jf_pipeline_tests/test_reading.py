@@ -1,7 +1,7 @@
 """Bytes -> cells -> contract columns: encodings, delimiters, quoting, line ends, headers.
 
 Includes conformance against the public csv-spectrum suite and messytables' real files
-(../shared/corpora), which nobody on the team wrote.
+(jf_pipeline_tests/corpora), which nobody on the team wrote.
 """
 
 from __future__ import annotations
