@@ -16,18 +16,29 @@ $(CURDIR)/.tools/bin/uv:
 	python3 -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# uv's summary lines only (not one line per package installed).
 setup: $(UV)
-	$(UV) sync --frozen
+	@set -o pipefail; $(UV) sync --frozen 2>&1 | { grep -v '^ [-+~] ' || true; }
 
 ## Dagster UI + daemon on the embedded default (data/landing -> data/warehouse.duckdb)
+# `dg dev` supersedes `dagster dev` only for projects built with the `dg` tool (not installed
+# here); `dagster dev` is the same webserver + daemon, so its notice is silenced.
 dev: setup
-	@echo "Dagster UI at http://$(HOST):$(PORT) - the landing sensor ingests data/landing by itself"
-	$(UV) run dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	@echo
+	@echo "jf-pipeline: Dagster UI and daemon starting (Ctrl-C stops both)"
+	@echo "  UI          http://$(HOST):$(PORT)  (ready in a few seconds)"
+	@echo "  landing     $${JF_LANDING:-data/landing}  ->  warehouse $${JF_WAREHOUSE:-data/warehouse.duckdb}"
+	@echo "  next        within a minute the landing sensor runs one ingestion per tenant folder;"
+	@echo "              then: .venv/bin/jf status    .venv/bin/jf rejects initech"
+	@echo
+	@PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
+	  $(UV) run --frozen --quiet dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
-## The whole test suite (installs Debian's chromium, postgresql and docker-compose if missing)
+## The whole test suite. No root needed: PostgreSQL comes from a wheel; a Chromium for the UI
+## test is found or installed by scripts/ensure-test-tools.
 test: setup
-	./scripts/ensure-test-tools
-	$(UV) run pytest
+	@./scripts/ensure-test-tools
+	$(UV) run --frozen pytest
 
 lint: setup
 	$(UV) run ruff check .

