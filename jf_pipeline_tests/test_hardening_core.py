@@ -157,6 +157,18 @@ def test_a_windows_1252_file_with_one_accent_is_not_taken_for_utf8():
     assert cleaned.rows["account_name"][-1] == "é"
 
 
+def test_the_utf8_decision_counts_a_character_split_across_its_chunks():
+    """The share of valid UTF-8 is counted in 1 MB chunks: an `é` whose two bytes straddle a
+    chunk edge is one valid character (one `é` vs one bad byte: UTF-8, not cp1252)."""
+    from jf_pipeline.core import reading
+
+    edge = reading._DECIDE_CHUNK
+    data = b"a" * (edge - 1) + "é".encode() + b"b\xffc"
+    decoded = reading.decode(data)
+    assert (decoded.encoding, decoded.replaced) == ("utf-8", 1)
+    assert decoded.text[edge - 1 :] == "éb\ufffdc"
+
+
 def test_a_bad_byte_after_a_utf8_bom_reports_its_row_instead_of_refusing_the_file():
     text = HEADER + "".join(deal_rows(50))
     data = b"\xef\xbb\xbf" + _with_byte(text.encode("utf-8"), b"D7,A7,", b"\xc3")

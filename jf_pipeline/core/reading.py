@@ -84,6 +84,7 @@ MAX_NUL_SHARE = 0.001
 (text in it is half NULs). Fewer are stray bytes, wherever they are: their rows are
 `invalid_encoding` errors."""
 _ASCII = bytes(range(128))
+_DECIDE_CHUNK = 1 << 20
 
 
 @dataclass
@@ -101,12 +102,19 @@ def _mostly_utf8(data: bytes) -> Decoded | None:
     A Windows-1252 file's accented letters are almost never valid UTF-8 sequences (`é` is a
     lone 0xE9), so a real one has next to no valid multi-byte characters; a UTF-8 file with
     a stray byte has many (every accented name) and few invalid ones."""
-    text = data.decode("utf-8", errors="replace")
-    invalid = text.count(REPLACEMENT) - data.count(REPLACEMENT.encode())
+    # Counted in chunks: a large Windows-1252 file is never decoded whole twice.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    view, chars, replaced = memoryview(data), 0, 0
+    for start in range(0, len(data), _DECIDE_CHUNK):
+        part = decoder.decode(view[start : start + _DECIDE_CHUNK])
+        chars, replaced = chars + len(part), replaced + part.count(REPLACEMENT)
+    part = decoder.decode(b"", final=True)
+    chars, replaced = chars + len(part), replaced + part.count(REPLACEMENT)
+    invalid = replaced - data.count(REPLACEMENT.encode())  # a literal U+FFFD is valid
     ascii_bytes = len(data) - len(data.translate(None, _ASCII))
-    valid_multibyte = len(text) - ascii_bytes - invalid
+    valid_multibyte = chars - ascii_bytes - invalid
     if valid_multibyte >= invalid:  # > 0: strict decoding failed, so invalid > 0
-        return Decoded(text, "utf-8", invalid)
+        return Decoded(data.decode("utf-8", errors="replace"), "utf-8", invalid)
     return None
 
 
