@@ -3,18 +3,19 @@ read back to the same value; and no byte sequence makes the reader crash."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from jf_pipeline.contract import CONTACTS, DEALS
 from jf_pipeline.core.cleaning import clean_table
 from jf_pipeline.core.problems import REASONS
 from jf_pipeline.core.reading import read_table
-from jf_pipeline.core.values import parse_dates, parse_money
+from jf_pipeline.core.values import missing_to_null, parse_dates, parse_money
 
 amounts = st.decimals(
     min_value=Decimal("-999999999999.99"),
@@ -112,3 +113,174 @@ def test_csv_shaped_noise_under_a_valid_header_never_raises(body):
     kept = set(cleaned.rows["row_number"].to_list())
     explained = set(cleaned.problems["row_number"].drop_nulls().to_list())
     assert set(table.frame["row_number"].to_list()) <= kept | explained
+
+
+# --- at the sizes where the fast paths switch on ------------------------------------------
+#
+# `_by_distinct` hands a parser the rows themselves (not the distinct values) when a column
+# has >= 1,000 values, > 90 % of them distinct. Each property below builds such a column in
+# one accepted form, with blanks, repeats and invalid values mixed in, and checks that the
+# row path gives exactly the distinct-value path's values, problems and notes, and that
+# every valid value reads back as the date or amount it was rendered from.
+
+SIZE_FORMS = {
+    # name: (render(date) -> text, the column's day/month order decides from values)
+    "iso": lambda d, r: d.strftime("%Y-%m-%d"),
+    "iso_slashes": lambda d, r: d.strftime("%Y/%m/%d"),
+    "iso_dotted": lambda d, r: d.strftime("%Y.%m.%d"),
+    "iso_minutes": lambda d, r: (
+        d.strftime("%Y-%m-%d ") + f"{r.randrange(24):02d}:{r.randrange(60):02d}"
+    ),
+    "iso_seconds_t": lambda d, r: (
+        d.strftime("%Y-%m-%dT")
+        + f"{r.randrange(24):02d}:{r.randrange(60):02d}:{r.randrange(60):02d}"
+    ),
+    "iso_millis_z": lambda d, r: (
+        d.strftime("%Y-%m-%dT")
+        + f"{r.randrange(24):02d}:{r.randrange(60):02d}:{r.randrange(60):02d}.{r.randrange(1000):03d}Z"
+    ),
+    "iso_micros_offset": lambda d, r: (
+        d.strftime("%Y-%m-%dT")
+        + f"{r.randrange(24):02d}:{r.randrange(60):02d}:{r.randrange(60):02d}.{r.randrange(10**6):06d}"
+        + r.choice(["+02:00", "-05:00", "+0530", "Z", "+00:00"])
+    ),
+    "iso_z": lambda d, r: (
+        d.strftime("%Y-%m-%dT") + f"{r.randrange(24):02d}:{r.randrange(60):02d}:00Z"
+    ),
+    "us": lambda d, r: d.strftime("%m/%d/%Y"),
+    "us_time": lambda d, r: (
+        d.strftime("%m/%d/%Y ")
+        + f"{r.randrange(1, 13)}:{r.randrange(60):02d} "
+        + r.choice(["AM", "PM"])
+    ),
+    "us_two_digit": lambda d, r: d.strftime("%m/%d/%y"),
+    "eu": lambda d, r: d.strftime("%d/%m/%Y"),
+    "eu_two_digit": lambda d, r: d.strftime("%d/%m/%y"),
+    "eu_dashes": lambda d, r: d.strftime("%d-%m-%Y"),
+    "dotted": lambda d, r: d.strftime("%d.%m.%Y"),
+    "dotted_time": lambda d, r: (
+        d.strftime("%d.%m.%Y ") + f"{r.randrange(24):02d}:{r.randrange(60):02d}"
+    ),
+    "named": lambda d, r: d.strftime("%b %d, %Y"),
+    "named_dashed": lambda d, r: d.strftime("%d-%b-%Y"),
+    "named_long": lambda d, r: d.strftime("%d %B %Y"),
+    "named_time": lambda d, r: (
+        d.strftime("%B %d, %Y ") + f"{r.randrange(24):02d}:{r.randrange(60):02d}"
+    ),
+    "excel_serial": lambda d, r: (
+        str((d - date(1899, 12, 30)).days) + r.choice(["", f".{r.randrange(1, 10**5)}"])
+    ),
+}
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
+"""The columns are built from a seed: shrinking it finds nothing simpler and takes minutes."""
+INVALID_DATES = ["TBD", "2017-02-30", "2026-13-45", "Dec 2026", "13/13/2026", "soon"]
+
+
+def _both_paths(parser, series):
+    from jf_pipeline.core import values as module
+
+    sample = series.head(module.DISTINCT_SAMPLE).drop_nulls()
+    assert sample.len() >= 1_000 and sample.n_unique() > 0.9 * sample.len()  # the row path
+    fast = parser(series)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "DISTINCT_SAMPLE", 0)  # always count distinct values
+        slow = parser(series)
+    assert fast.values.dtype == slow.values.dtype
+    assert fast.values.to_list() == slow.values.to_list()
+    assert fast.problem.to_list() == slow.problem.to_list()
+    assert fast.notes == slow.notes
+    return fast
+
+
+@pytest.mark.parametrize("form", sorted(SIZE_FORMS))
+@settings(
+    max_examples=2, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    size=st.integers(1_060, 1_300),
+    seed=st.integers(0, 2**32 - 1),
+    repeats=st.floats(0, 0.05),
+    invalid=st.floats(0, 0.03),
+    blanks=st.floats(0, 0.05),
+)
+def test_every_date_form_at_size_reads_back_and_the_row_path_equals_the_distinct_path(
+    form, size, seed, repeats, invalid, blanks
+):
+    """Protects parse_dates' fast (row) path: 1,000+ mostly distinct values in each accepted
+    form (ISO ± time, fractional seconds, offsets, Z; US/EU slashes; dotted; month names;
+    Excel serials; two-digit years) read as their calendar date, exactly as on the
+    distinct-value path. ISO datetimes with milliseconds crashed here (`_i` not found)."""
+    import random
+
+    r = random.Random(seed)
+    render = SIZE_FORMS[form]
+    # Dates 1971..2068: inside the two-digit-year pivot and the Excel serial range.
+    days = [date(1971, 1, 1) + timedelta(days=r.randrange(35_000)) for _ in range(size)]
+    texts: list[str | None] = [render(d, r) for d in days]
+    expected: list[date | None] = list(days)
+    for i in range(size):
+        roll = r.random()
+        if roll < repeats and i:
+            texts[i], expected[i] = texts[i - 1], expected[i - 1]
+        elif roll < repeats + invalid:
+            texts[i], expected[i] = r.choice(INVALID_DATES), None
+        elif roll < repeats + invalid + blanks:
+            texts[i], expected[i] = r.choice([None, "", "N/A"]), None
+    # Two values that decide the day/month order for slash and dot forms.
+    texts += [render(date(2030, 1, 25), r), render(date(2031, 12, 28), r)]
+    expected += [date(2030, 1, 25), date(2031, 12, 28)]
+    series = pl.Series("d", texts, dtype=pl.String)
+    parsed = _both_paths(
+        parse_dates, series.to_frame().select(missing_to_null(pl.col("d"))).to_series()
+    )
+    assert parsed.values.to_list() == expected
+    invalid_rows = [i for i, t in enumerate(texts) if t in INVALID_DATES]
+    assert parsed.problem.is_not_null().arg_true().to_list() == invalid_rows
+    assert set(parsed.problem.drop_nulls()) <= {"invalid_date"}
+
+
+MONEY_SIZE_STYLES = ["plain", "us", "eu", "space", "code", "swiss"]
+
+
+@settings(
+    max_examples=20, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    styles=st.lists(st.sampled_from(MONEY_SIZE_STYLES), min_size=1, max_size=3, unique=True),
+    size=st.integers(1_100, 2_500),
+    seed=st.integers(0, 2**32 - 1),
+    invalid=st.floats(0, 0.03),
+    blanks=st.floats(0, 0.05),
+    scale=st.sampled_from([100, 10**6, 10**12]),
+)
+def test_every_money_form_at_size_reads_back_and_the_row_path_equals_the_distinct_path(
+    styles, size, seed, invalid, blanks, scale
+):
+    """Protects parse_money's fast (row) path at 1,000+ mostly distinct amounts: plain,
+    `$1,234.56`, `1.234,56 €`, `1 234,56`, `USD 99`, Swiss `1'234.50`, negatives and
+    accounting brackets, mixed in one column, read back exactly as on the distinct path."""
+    import random
+
+    r = random.Random(seed)
+    texts: list[str | None] = []
+    expected: list[Decimal | None] = []
+    for _ in range(size):
+        amount = Decimal(r.randrange(-scale * 100, scale * 100)) / 100
+        roll = r.random()
+        if roll < invalid:
+            texts.append(r.choice(["abc", "ca. zehn", "1.2.3,4,5", "$", "12abc"]))
+            expected.append(None)
+        elif roll < invalid + blanks:
+            texts.append(None)
+            expected.append(None)
+        else:
+            texts.append(render(amount, r.choice(styles)))
+            expected.append(amount)
+    # Excel's scientific notation (values only compared between the paths).
+    texts += ["1.03444E11", "2,5E3"]
+    series = pl.Series("v", texts, dtype=pl.String)
+    parsed = _both_paths(parse_money, series)
+    assert parsed.values.to_list()[:size] == expected
+    assert parsed.values.to_list()[size:] == [Decimal("103444000000.00"), Decimal("2500.00")]
+    bad = [i for i, t in enumerate(texts) if t is not None and expected[i : i + 1] == [None]]
+    assert parsed.problem.is_not_null().arg_true().to_list() == bad

@@ -271,3 +271,23 @@ def test_blank_and_placeholder_cells_are_missing(text):
 
 def test_real_values_are_trimmed_not_dropped():
     assert pl.select(missing_to_null(pl.lit("  NA-West "))).item() == "NA-West"
+
+
+def test_hubspot_datetimes_with_milliseconds_at_size_read_as_their_dates(monkeypatch):
+    """1,500 distinct `2026-03-02T14:07:55.000Z` values (HubSpot, Salesforce) take the row
+    path of parse_dates; it crashed with ColumnNotFoundError "_i". Same as the distinct path."""
+    from datetime import datetime, timedelta
+
+    from jf_pipeline.core import values as module
+
+    start = datetime(2026, 3, 2, 14, 7, 55)
+    stamps = [start + timedelta(minutes=37 * i, milliseconds=i) for i in range(1500)]
+    texts = [s.strftime("%Y-%m-%dT%H:%M:%S.") + f"{s.microsecond // 1000:03d}Z" for s in stamps]
+    series = pl.Series("d", [*texts, "Mar 2, 2026", "Mar 2, 2026", "TBD"])
+    fast = parse_dates(series)
+    assert fast.values.to_list() == [s.date() for s in stamps] + [date(2026, 3, 2)] * 2 + [None]
+    assert fast.problem.to_list() == [None] * 1502 + ["invalid_date"]
+    monkeypatch.setattr(module, "DISTINCT_SAMPLE", 0)
+    slow = parse_dates(series)
+    assert slow.values.to_list() == fast.values.to_list()
+    assert slow.problem.to_list() == fast.problem.to_list()

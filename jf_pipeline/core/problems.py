@@ -22,6 +22,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "ambiguous_columns": (ERROR, "two columns of the file map to the same field"),
     "malformed_row": (ERROR, "the row has a different number of fields than the header"),
     "cell_too_long": (ERROR, "a cell is longer than the limit (100,000 characters)"),
+    "invalid_encoding": (ERROR, "a cell holds bytes that are not text (invalid UTF-8, NUL)"),
     "missing_value": (ERROR, "a required value is blank"),
     "invalid_date": (ERROR, "the value is not a real calendar date"),
     "inconsistent_date_format": (ERROR, "the value's day/month order contradicts the column"),

@@ -46,6 +46,21 @@ MAX_CELL_CHARS = 100_000
 column limit is rejected as a whole; a row with an oversized cell is rejected alone."""
 
 
+def _raise_csv_field_limit() -> None:
+    """Python's csv module refuses fields over 131,072 characters by default, with an error
+    that would fail the whole run. Our own limits decide instead (`MAX_CELL_CHARS` per
+    cell, reported per row): no field can be longer than the largest file we read."""
+    want = MAX_FILE_BYTES + 1
+    while csv.field_size_limit() < want:
+        try:
+            csv.field_size_limit(want)
+        except OverflowError:  # a C long is 32 bits on some platforms
+            want = 2**31 - 1
+
+
+_raise_csv_field_limit()
+
+
 @dataclass
 class ReadTable:
     """What `read_table` made of one file."""
@@ -62,37 +77,103 @@ class ReadTable:
     ignored_columns: list[str] = field(default_factory=list)
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """Return (text, encoding name). UTF-8 (± BOM), UTF-16 with BOM, else Windows-1252."""
+REPLACEMENT = "\ufffd"
+"""What undecodable bytes and NUL bytes become in the text; their rows are reported."""
+MAX_NUL_SHARE = 0.001
+"""More NUL bytes than this share of the file: binary, or UTF-16 without a byte-order mark
+(text in it is half NULs). Fewer are stray bytes, wherever they are: their rows are
+`invalid_encoding` errors."""
+_ASCII = bytes(range(128))
+_DECIDE_CHUNK = 1 << 20
+
+
+@dataclass
+class Decoded:
+    text: str
+    encoding: str
+    replaced: int = 0
+    """Undecodable byte sequences and NUL bytes replaced by `REPLACEMENT`."""
+
+
+def _mostly_utf8(data: bytes) -> Decoded | None:
+    """Bytes that are not all valid UTF-8: UTF-8 with the bad sequences replaced when valid
+    multi-byte characters are at least as many (one stray byte in an export), else None.
+
+    A Windows-1252 file's accented letters are almost never valid UTF-8 sequences (`é` is a
+    lone 0xE9), so a real one has next to no valid multi-byte characters; a UTF-8 file with
+    a stray byte has many (every accented name) and few invalid ones."""
+    # Counted in chunks: a large Windows-1252 file is never decoded whole twice.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    view, chars, replaced = memoryview(data), 0, 0
+    for start in range(0, len(data), _DECIDE_CHUNK):
+        part = decoder.decode(view[start : start + _DECIDE_CHUNK])
+        chars, replaced = chars + len(part), replaced + part.count(REPLACEMENT)
+    part = decoder.decode(b"", final=True)
+    chars, replaced = chars + len(part), replaced + part.count(REPLACEMENT)
+    invalid = replaced - data.count(REPLACEMENT.encode())  # a literal U+FFFD is valid
+    ascii_bytes = len(data) - len(data.translate(None, _ASCII))
+    valid_multibyte = chars - ascii_bytes - invalid
+    if valid_multibyte >= invalid:  # > 0: strict decoding failed, so invalid > 0
+        return Decoded(data.decode("utf-8", errors="replace"), "utf-8", invalid)
+    return None
+
+
+def decode(data: bytes) -> Decoded:
+    """UTF-8 (± BOM, a few bad bytes replaced), UTF-16 with BOM, else Windows-1252.
+
+    NUL bytes: many mean binary or BOM-less UTF-16 (`UnreadableFile`), a few are replaced
+    like undecodable bytes, wherever they are in the file."""
     for magic, what in _MAGIC.items():
         if data.startswith(magic):
             raise UnreadableFile(f"the file is {what}, not a CSV text file")
-    if data.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    else:
-        if b"\x00" in data[:_SNIFF_CHARS]:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            decoded = Decoded(data.decode("utf-16").lstrip("\ufeff"), "utf-16")
+        except UnicodeDecodeError as exc:
             raise UnreadableFile(
-                "the file contains NUL bytes: it is binary, or UTF-16 without a byte-order "
-                "mark; export it as CSV UTF-8"
-            )
-        try:
-            return data.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            pass
-        try:
-            return data.decode("cp1252"), "windows-1252"
-        except UnicodeDecodeError:
-            return data.decode("latin-1"), "latin-1"
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
+                f"the file starts with a utf-16 byte-order mark but byte {exc.start} is not "
+                "valid utf-16"
+            ) from None
+        return _replace_nuls(decoded)
+    nuls = data.count(b"\x00")
+    if nuls > MAX_NUL_SHARE * len(data):
         raise UnreadableFile(
-            f"the file starts with a {encoding} byte-order mark but byte {exc.start} is not "
-            f"valid {encoding}"
-        ) from None
-    return text.lstrip("\ufeff"), encoding
+            f"the file contains {nuls:,} NUL bytes: it is binary, or UTF-16 without a "
+            "byte-order mark; export it as CSV UTF-8"
+        )
+    if data.startswith(codecs.BOM_UTF8):
+        body = data[len(codecs.BOM_UTF8) :]
+        try:
+            decoded = Decoded(body.decode("utf-8"), "utf-8-sig")
+        except UnicodeDecodeError as exc:
+            decoded = _mostly_utf8(body)
+            if decoded is None:
+                raise UnreadableFile(
+                    "the file starts with a utf-8 byte-order mark but most of its non-ASCII "
+                    f"bytes are not valid utf-8 (the first at byte {exc.start + 3})"
+                ) from None
+            decoded.encoding = "utf-8-sig"
+        decoded.text = decoded.text.lstrip("\ufeff")
+        return _replace_nuls(decoded)
+    try:
+        decoded = Decoded(data.decode("utf-8"), "utf-8")
+    except UnicodeDecodeError:
+        decoded = _mostly_utf8(data)
+        if decoded is None:
+            try:
+                decoded = Decoded(data.decode("cp1252"), "windows-1252")
+            except UnicodeDecodeError:
+                decoded = Decoded(data.decode("latin-1"), "latin-1")
+    return _replace_nuls(decoded)
+
+
+def _replace_nuls(decoded: Decoded) -> Decoded:
+    """A NUL is never a customer's text: it becomes `REPLACEMENT` and its row is reported
+    (the field counting below also relies on the text holding no NUL)."""
+    if "\x00" in decoded.text:
+        decoded.replaced += decoded.text.count("\x00")
+        decoded.text = decoded.text.replace("\x00", REPLACEMENT)
+    return decoded
 
 
 def _line_end(text: str) -> str:
@@ -201,7 +282,7 @@ def _record_widths(
     # `a, "b,c"` (a space before the opening quote): only the csv module reads it.
     if not (skip_initial_space and has_quote):
         # Each quoted field that starts a line or follows a delimiter becomes one NUL
-        # (decoding refused NULs in the text). A leftover quote (one inside a field), or a
+        # (decoding replaced every NUL of the file, so the text holds none). A leftover quote (one inside a field), or a
         # NUL followed by anything but a delimiter, means we cannot count simply. One lazy
         # query, so polars spreads the string work over all cores.
         d = re.escape(delimiter)
@@ -250,6 +331,8 @@ class ParsedCsv:
     """How many of them were not blank (a title, notes)."""
     open_quote: bool = False
     """The last record opens a quote that is never closed: it swallowed the rest of the file."""
+    replaced: int = 0
+    """Undecodable byte sequences and NUL bytes that decoding replaced by `REPLACEMENT`."""
 
 
 class EmptyFile(ValueError):
@@ -271,14 +354,15 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
             f"the file is {len(data) / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB "
             "(JF_MAX_FILE_MB)"
         )
-    text, encoding = decode(data)
+    decoded = decode(data)
+    text, encoding = decoded.text, decoded.encoding
     if not text or text.isspace():  # isspace stops at the first other character
         raise EmptyFile("it has no header row")
     delimiter = detect_delimiter(text)
     eol = _line_end(text)
     # `a, "b,c"`: a space before the opening quote. Only the csv module can read it.
     spaced_quotes = re.search(re.escape(delimiter) + r' +"', text[:_SNIFF_CHARS]) is not None
-    utf8 = _utf8_bytes(data, text, encoding)
+    utf8 = _utf8_bytes(data, text, encoding, decoded.replaced)
     widths = _record_widths(text, utf8, delimiter, eol, skip_initial_space=spaced_quotes)
     width = max(int(widths.max() or 0), 1)
     if width > MAX_COLUMNS:
@@ -333,6 +417,7 @@ def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = Non
         skipped_lines=header_at,
         preamble=candidates.index(header_at),
         open_quote=_ends_inside_quotes(text, delimiter, spaced_quotes),
+        replaced=decoded.replaced,
     )
 
 
@@ -354,7 +439,9 @@ def _ends_inside_quotes(text: str, delimiter: str, skip_initial_space: bool) -> 
     return False
 
 
-def _utf8_bytes(data: bytes, text: str, encoding: str) -> bytes:
+def _utf8_bytes(data: bytes, text: str, encoding: str, replaced: int) -> bytes:
+    if replaced:  # the bytes as delivered still hold what was replaced
+        return text.encode("utf-8")
     if encoding == "utf-8":
         return data
     if encoding == "utf-8-sig":
@@ -484,6 +571,13 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
             )
         )
         body = body.filter(~pl.col("row_number").is_in(oversized["row_number"].implode()))
+    if parsed.replaced:
+        problems.append(_garbled_rows(body, file, headers, sorted(mapping), encoding))
+        body = body.filter(
+            ~pl.any_horizontal(
+                pl.col(f"c{p}").str.contains(REPLACEMENT, literal=True) for p in mapping
+            ).fill_null(False)
+        )
 
     used: set[str] = set(spec.names)
     columns = [pl.col("row_number")]
@@ -528,6 +622,39 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
         delimiter=delimiter,
         header_mapping=header_mapping,
         ignored_columns=ignored,
+    )
+
+
+def _garbled_rows(
+    body: pl.DataFrame, file: str, headers: list[str], positions: list[int], encoding: str
+) -> pl.DataFrame:
+    """Rows whose contract cells hold a replaced byte: `invalid_encoding` errors naming the
+    first such column and showing its value with the replacement visible. Columns outside
+    the contract are never published, so a stray byte there loses nothing."""
+    has = {p: pl.col(f"c{p}").str.contains(REPLACEMENT, literal=True) for p in positions}
+    rows = body.select(
+        "row_number",
+        pl.coalesce(
+            pl.when(has[p]).then(pl.lit(headers[p].strip() or f"column {p + 1}")) for p in positions
+        ).alias("_column"),
+        pl.coalesce(
+            pl.when(has[p]).then(pl.col(f"c{p}").str.slice(0, 200)) for p in positions
+        ).alias("_value"),
+    ).filter(pl.col("_column").is_not_null())
+    what = "UTF-8" if encoding.startswith("utf-8") else encoding
+    return row_problems(
+        rows,
+        file=file,
+        reason="invalid_encoding",
+        value=pl.col("_value"),
+        column_expr=pl.col("_column"),
+        message=pl.format(
+            "row {}: column {} holds bytes that are not valid {} text or NUL bytes (shown as "
+            "\ufffd); the row was left out, retype that cell and upload again",
+            "row_number",
+            "_column",
+            pl.lit(what),
+        ),
     )
 
 

@@ -39,6 +39,8 @@ def missing_to_null(expr: pl.Expr) -> pl.Expr:
 
 
 DISTINCT_SAMPLE = 10_000
+_ROW_INDEX = pl.col("^_i$")
+"""Selects `_i` when `_by_distinct` passes rows, nothing when it passes distinct values."""
 
 
 def _by_distinct(series: pl.Series, parse) -> tuple[pl.Series, pl.Series, list]:
@@ -57,6 +59,13 @@ def _by_distinct(series: pl.Series, parse) -> tuple[pl.Series, pl.Series, list]:
             .with_columns(n=pl.lit(1, pl.UInt32))
         )
         parsed, notes = parse(rows)
+        # The contract every parser must keep on this path: one output row per input row,
+        # `_i` passed through. Broken, the join below would fail or duplicate rows.
+        if "_i" not in parsed.columns or parsed.height != rows.height:
+            raise AssertionError(
+                f"{getattr(parse, '__qualname__', parse)} broke the row path's contract: "
+                f"{parsed.height} rows for {rows.height}, columns {parsed.columns}"
+            )
         joined = (
             pl.int_range(len(series), dtype=pl.UInt32, eager=True)
             .to_frame("_i")
@@ -177,13 +186,13 @@ def parse_dates(series: pl.Series) -> ParsedColumn:
                 raw.str.contains(p) for p in (_ISO, _ISO_DATETIME, _YMD, _NUMERIC, _SERIAL)
             ),
         )
-        slow = d.filter(~pl.col("fast"))
-        if slow.height:
-            parsed = [_dateutil(v, dayfirst) for v in slow["raw"]]
-            slow_values = pl.DataFrame(
-                {"raw": slow["raw"], "slow": pl.Series(parsed, dtype=pl.Date)}
-            )
-            d = d.join(slow_values, on="raw", how="left").with_columns(
+        slow = d.filter(~pl.col("fast"))["raw"].unique()
+        if slow.len():
+            # Once per distinct string: on the row path (mostly distinct values) `raw`
+            # repeats, and a join against repeated keys would multiply rows.
+            parsed = [_dateutil(v, dayfirst) for v in slow]
+            slow_values = pl.DataFrame({"raw": slow, "slow": pl.Series(parsed, dtype=pl.Date)})
+            d = d.join(slow_values, on="raw", how="left", maintain_order="left").with_columns(
                 value=pl.coalesce("value", "slow")
             )
         d = d.with_columns(
@@ -192,7 +201,7 @@ def parse_dates(series: pl.Series) -> ParsedColumn:
             .when(pl.col("value").is_null())
             .then(pl.lit("invalid_date"))
         ).with_columns(value=pl.when(pl.col("problem").is_null()).then(pl.col("value")))
-        return d.select("raw", "value", "problem"), notes
+        return d.select(_ROW_INDEX, "raw", "value", "problem"), notes
 
     values, problem, notes = _by_distinct(series, parse)
     return ParsedColumn(values.cast(pl.Date), problem.cast(pl.String), notes)
@@ -206,7 +215,6 @@ _SPACES = r"[\s\u00a0\u202f\u2009']"
 
 
 _PLAIN_NUMBER = r"^\s*-?\d{1,16}(\.\d{1,2})?\s*$"
-_ROW_INDEX = pl.col("^_i$")  # present when _by_distinct passes rows, not distinct values
 
 
 def parse_money(series: pl.Series) -> ParsedColumn:
