@@ -190,11 +190,15 @@ class LocalLandingStore(LandingStore):
             if not tenant_entry.is_dir(follow_symlinks=False):
                 continue
             for entry in sorted(os.scandir(tenant_entry.path), key=lambda e: e.name):
-                files.append(self._list_entry(tenant, entry))
+                if (described := self._list_entry(tenant, entry)) is not None:
+                    files.append(described)
         return files
 
-    def _list_entry(self, tenant: str, entry: os.DirEntry) -> LandingFile:
-        st = entry.stat(follow_symlinks=False)
+    def _list_entry(self, tenant: str, entry: os.DirEntry) -> LandingFile | None:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # removed since the folder was listed
+            return None
         modified = datetime.fromtimestamp(st.st_mtime, tz=UTC)
         common = dict(tenant=tenant, name=entry.name, key=entry.path, modified=modified)
         if entry.name not in FILE_NAMES:  # never opened, never hashed
@@ -270,6 +274,12 @@ class LocalLandingStore(LandingStore):
         ignored = tuple(sorted(n for n in os.listdir(dir_fd) if look_alike(n) == name))
         deadline = time.monotonic() + STABLE_TIMEOUT_SECONDS
         pause = 0.05
+        changing = (
+            "file_changing",
+            f"{name} kept changing for {STABLE_TIMEOUT_SECONDS:g} s while it was read (an "
+            "upload still in progress?), so it was not imported; it is read again once it "
+            "stops changing",
+        )
         while True:
             try:
                 st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -289,8 +299,10 @@ class LocalLandingStore(LandingStore):
                 refused = described(f"not-a-file:{what}", 0, refused=what)
                 return LandingObject(None, refused, _not_regular(name, st.st_mode))
             quiet_in = STABLE_QUIET_SECONDS - (time.time() - st.st_ctime_ns / 1e9)
-            if 0 < quiet_in <= STABLE_QUIET_SECONDS and time.monotonic() + quiet_in < deadline:
-                time.sleep(quiet_in)  # just written: it may still be being written
+            if 0 < quiet_in <= STABLE_QUIET_SECONDS:  # just written: maybe still being written
+                if time.monotonic() + quiet_in >= deadline:
+                    return LandingObject(None, described("changing", st.st_size), changing)
+                time.sleep(quiet_in)
                 continue
             try:
                 fd = os.open(
@@ -317,17 +329,7 @@ class LocalLandingStore(LandingStore):
             if whole:
                 return LandingObject(data, described(content_version(data), len(data)))
             if time.monotonic() > deadline:
-                changing = described(content_version(data), len(data))
-                return LandingObject(
-                    None,
-                    changing,
-                    (
-                        "file_changing",
-                        f"{name} kept changing for {STABLE_TIMEOUT_SECONDS:.0f} s while it was "
-                        "read (an upload still in progress?), so it was not imported; it is "
-                        "read again once it stops changing",
-                    ),
-                )
+                return LandingObject(None, described("changing", len(data)), changing)
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
 
@@ -346,13 +348,19 @@ class LocalLandingStore(LandingStore):
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(temporary, flags, 0o644, dir_fd=dir_fd)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            # rename replaces a link at the final name itself; the admin never sees half a report
-            os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
+                # rename replaces a link at the final name, not its target; the admin never
+                # sees half a report
+                os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=dir_fd)
+                raise
         finally:
             os.close(dir_fd)
         return str(path)

@@ -144,7 +144,7 @@ def test_links_planted_at_report_names_are_replaced_not_written_through(
 ):
     """A pre-planted `.jointflows_import_report.csv.tmp` (or a final report name) linking to
     another file must not make the report writer overwrite that file."""
-    precious = tmp_path / "warehouse.build.duckdb"
+    precious = tmp_path / "stand-in-for-the-build-file.duckdb"
     precious.write_bytes(b"precious bytes")
     other = tmp_path / "other.txt"
     other.write_bytes(b"other bytes")
