@@ -243,10 +243,10 @@ def test_a_read_during_in_place_rewrites_returns_one_whole_version_and_its_hash(
         thread.join()
     assert reads
     for obj in reads:
-        assert obj.problem is None
         assert obj.data in (first, second), f"a cut file of {len(obj.data)} bytes was read"
         assert obj.file.version == hashlib.sha256(obj.data).hexdigest()
         assert obj.file.size == len(obj.data)
+        assert obj.problem is None
 
 
 def test_a_file_that_never_stops_changing_is_rejected_not_published_cut(landing_root, monkeypatch):
@@ -331,9 +331,9 @@ def test_a_sensor_requested_run_publishes_the_version_the_sensor_recorded(
     finally:
         _REEXPORT["thread"].join()
     assert result.success
+    assert deal_count(warehouse_path, "lateco") == 5_000
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert retries, "the cut read was not noticed"
-    assert deal_count(warehouse_path, "lateco") == 5_000
     version, landing_version = query(
         warehouse_path,
         "SELECT deals_version, landing_version FROM ingestions WHERE tenant_id = 'lateco'",
@@ -408,9 +408,9 @@ def test_the_sensor_never_reads_junk_and_rehashes_only_changed_contract_files(
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MB allocated in one tick: junk was read"
     assert "acme" in [r.partition_key for r in first.run_requests]
     assert 32 * 2**20 <= bytes_read["bytes"] < 40 * 2**20  # the contract files only
-    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MB allocated in one tick"
 
     bytes_read["bytes"] = 0
     assert ticker.tick().run_requests == []
