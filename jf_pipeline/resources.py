@@ -325,7 +325,9 @@ class LocalLandingStore(LandingStore):
                 after = os.fstat(fd)
             finally:
                 os.close(fd)
-            whole = _signature(before) == _signature(after) and len(data) == after.st_size
+            # Unchanged from the quiet check through the end of the read: one whole version.
+            unchanged = _signature(st) == _signature(before) == _signature(after)
+            whole = unchanged and len(data) == after.st_size
             if whole:
                 return LandingObject(data, described(content_version(data), len(data)))
             if time.monotonic() > deadline:
