@@ -40,8 +40,14 @@ from jf_pipeline.checks import (
 from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec
 from jf_pipeline.core.cleaning import CleanTable, clean_table
 from jf_pipeline.core.guard import APPROVE_TAG, publish_guard
-from jf_pipeline.core.landing import LandingFile, file_versions
-from jf_pipeline.core.problems import count_by_severity, empty_problems, file_problem
+from jf_pipeline.core.landing import (
+    LandingFile,
+    file_token,
+    file_versions,
+    ignored_file_problems,
+    requested_token,
+)
+from jf_pipeline.core.problems import concat_problems, count_by_severity, file_problem
 from jf_pipeline.core.publication import publication
 from jf_pipeline.core.reading import ReadTable, empty_table, read_table
 from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY, import_report
@@ -112,10 +118,19 @@ def _by_reason(problems: pl.DataFrame) -> dict[str, int]:
 
 
 def _read_raw(landing: LandingStore, tenant: str, spec: FileSpec) -> RawFile:
-    """One landing file as read; an absent file is an empty table (deals: rejected)."""
+    """One landing file as read; an absent file is an empty table (deals: rejected).
+    A refused file (a link, a pipe, too large, still changing) is rejected as a whole;
+    look-alike names (`Deals.csv`) become `ignored_file` warnings."""
     obj = landing.read(tenant, spec.file_name)
-    if obj is not None:
-        return RawFile(read_table(obj.data, spec), obj.file)
+    source = obj.file if obj is not None else None
+    notices = ignored_file_problems(spec.file_name, source.ignored if source else ())
+    if obj is not None and obj.problem is not None:
+        reason, message = obj.problem
+        problems = concat_problems([file_problem(spec.file_name, reason, message), notices])
+        return RawFile(ReadTable(frame=empty_table(spec), rejected=True, problems=problems), source)
+    if obj is not None and obj.data is not None:
+        table = read_table(obj.data, spec)
+        return RawFile(replace(table, problems=concat_problems([table.problems, notices])), source)
     if spec is DEALS:
         problems = file_problem(
             spec.file_name,
@@ -123,15 +138,39 @@ def _read_raw(landing: LandingStore, tenant: str, spec: FileSpec) -> RawFile:
             f"{spec.file_name} is missing from the landing folder; no deal can be "
             "imported, and the previously published deals are kept",
         )
-        return RawFile(ReadTable(frame=empty_table(spec), rejected=True, problems=problems), None)
-    table = ReadTable(frame=empty_table(spec), problems=empty_problems(), rejected=False)
-    return RawFile(table, None)
+        problems = concat_problems([problems, notices])
+        return RawFile(ReadTable(frame=empty_table(spec), rejected=True, problems=problems), source)
+    table = ReadTable(frame=empty_table(spec), problems=notices, rejected=False)
+    return RawFile(table, source)
+
+
+class LandingChanged(RuntimeError):
+    """A file read by a sensor-requested run is not the version the sensor requested."""
+
+
+def _check_requested(context: AssetExecutionContext, spec: FileSpec, raw: RawFile) -> None:
+    """A run the sensor requested publishes the version the sensor saw, or fails and is
+    retried (LANDING_RETRY). Otherwise a read that caught a file mid-rewrite could publish
+    a cut file while the sensor's cursor already holds the final bytes' fingerprint, and an
+    identical re-export written in place would never be ingested again. A genuinely newer
+    version has a different fingerprint, so the sensor requests its own run."""
+    fingerprint = context.run.tags.get("jf/files")
+    expected = requested_token(fingerprint, spec.file_name) if fingerprint else None
+    if expected is None:
+        return  # not requested by the sensor (jf ingest, a manual materialization)
+    found = file_token(raw.source)
+    if found != expected:
+        raise LandingChanged(
+            f"{spec.file_name} changed after the landing sensor requested this run (requested "
+            f"version {expected}, read {found}); retrying so that the run publishes exactly "
+            "the version the sensor recorded"
+        )
 
 
 def _raw_metadata(raw: RawFile) -> dict:
     table, source = raw.table, raw.source
     metadata = {
-        "present": source is not None,
+        "present": source is not None and source.present,
         "rejected": table.rejected,
         "dagster/row_count": table.frame.height,
         "source_key": source.key if source else "(absent)",
@@ -217,6 +256,7 @@ def read_and_clean(context: AssetExecutionContext, landing: LandingStore):
 
     def work(spec: FileSpec) -> tuple[RawFile, CleanTable | None]:
         raw = _read_raw(landing, tenant, spec)
+        _check_requested(context, spec, raw)
         if _clean_key(spec) not in selected:
             return raw, None
         return raw, replace(clean_table(raw.table, spec), source=raw.source)
@@ -226,7 +266,7 @@ def read_and_clean(context: AssetExecutionContext, landing: LandingStore):
     checks = context.selected_asset_check_keys
     for spec, (raw, cleaned) in zip(specs, results, strict=True):
         if _raw_key(spec) in selected:
-            if raw.source is None:
+            if raw.source is None or not raw.source.present:
                 context.log.info(f"{spec.file_name} is absent for tenant {tenant}: empty frame")
             yield Output(raw, output_name=f"raw_{spec.dataset}", metadata=_raw_metadata(raw))
         if cleaned is not None:

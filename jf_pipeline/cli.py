@@ -126,6 +126,8 @@ def ingest(
     found = survey(landing.list_files())
     for name in found.invalid_tenants:
         print(f"skipped landing folder {name!r}: not a valid tenant id", file=sys.stderr)
+    for name, why in found.refused_tenants.items():
+        print(f"skipped landing folder {name!r}: {why}", file=sys.stderr)
 
     failed = False
     if named:

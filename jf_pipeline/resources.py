@@ -6,6 +6,12 @@ Which landing store is used is configuration (`JF_LANDING`), decided once in
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,8 +24,15 @@ from pydantic import Field
 
 from jf_pipeline import settings, warehouse
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
+from jf_pipeline.core import reading
 from jf_pipeline.core.guard import DEFAULT_MAX_DROP_SHARE
-from jf_pipeline.core.landing import LandingFile, content_version
+from jf_pipeline.core.landing import (
+    TENANT_FOLDER,
+    LandingFile,
+    absent_file,
+    content_version,
+    look_alike,
+)
 from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY
 
 DEFAULT_LANDING = settings.SETTINGS["JF_LANDING"].default
@@ -28,8 +41,13 @@ DEFAULT_WAREHOUSE = settings.SETTINGS["JF_WAREHOUSE"].default
 
 @dataclass(frozen=True)
 class LandingObject:
-    data: bytes
+    data: bytes | None
+    """The bytes read; None when the file was refused or is absent (see `file.present`)."""
     file: LandingFile
+    problem: tuple[str, str] | None = None
+    """(reason code, message) when the file was not read as a whole: `file_not_regular`,
+    `file_too_large` or `file_changing`; the run rejects the file and keeps the tenant's
+    published rows."""
 
 
 def _check_names(tenant: str, name: str, allowed=FILE_NAMES) -> None:
@@ -42,6 +60,17 @@ def _check_names(tenant: str, name: str, allowed=FILE_NAMES) -> None:
 
 
 REPORT_NAMES = (REPORT_CSV, REPORT_SUMMARY)
+
+
+def _too_large(name: str, size: int) -> tuple[str, str] | None:
+    limit = reading.MAX_FILE_BYTES
+    if size <= limit:
+        return None
+    return (
+        "file_too_large",
+        f"{name} is too large: the file is {size / 2**20:,.0f} MB; the limit is "
+        f"{limit / 2**20:,.0f} MB (JF_MAX_FILE_MB); it was not read",
+    )
 
 
 class LandingStore(ConfigurableResource):
@@ -57,19 +86,84 @@ class LandingStore(ConfigurableResource):
         raise NotImplementedError
 
     def list_files(self) -> list[LandingFile]:
-        """Every file one level below a tenant folder, valid names or not."""
+        """Every file one level below a tenant folder, valid names or not. Only contract
+        files get a content version; other files are never read."""
         raise NotImplementedError
 
     def read(self, tenant: str, name: str) -> LandingObject | None:
-        """The file's bytes and the version of exactly those bytes; None if it is absent."""
+        """The file's bytes and the version of exactly those bytes; None if it is absent
+        and no look-alike name (`Deals.csv`) is in the folder."""
         raise NotImplementedError
 
     def describe(self) -> str:
         raise NotImplementedError
 
 
+# Reading a local file while it is rewritten in place must not publish a cut file.
+STABLE_QUIET_SECONDS = 0.25
+"""A file changed (ctime) less than this long ago is waited for before it is read."""
+STABLE_TIMEOUT_SECONDS = 60.0
+"""A file still changing after this long is rejected (`file_changing`) for this run."""
+_HASH_CHUNK = 1 << 20
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def _not_regular(name: str, mode: int) -> tuple[str, str]:
+    return (
+        "file_not_regular",
+        f"{name} is {_kind(mode)}, not a regular file, so it was not read (links are never "
+        f"followed); put the exported file itself in the folder as {name}",
+    )
+
+
+def _signature(st: os.stat_result) -> tuple[int, ...]:
+    """Changes whenever the file's bytes may have: a write moves ctime even when the
+    writer sets mtime back, and a rename over the name changes the inode."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Up to `size + 1` bytes (one more shows that the file grew), in one allocation for
+    the usual single read."""
+    data = os.read(fd, size + 1)
+    if len(data) == size + 1 or not data:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got <= size:
+        chunk = os.read(fd, size + 1 - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+_HASHES: dict[str, tuple[tuple[int, ...], str]] = {}
+"""path -> (stat signature, SHA-256): the sensor re-hashes a contract file only when its
+size, times or inode changed. Module-level, so it lives as long as the code server."""
+_HASHES_MAX = 200_000
+
+
 class LocalLandingStore(LandingStore):
-    """A landing zone in a local folder. Versions are SHA-256 content hashes."""
+    """A landing zone in a local folder. Versions are SHA-256 content hashes.
+
+    Customers' folders are untrusted: symbolic links are never followed (a tenant folder
+    or contract file that is a link is refused), only regular files are opened (a pipe
+    named contacts.csv would block a reader forever), sizes are checked before reading,
+    and a file rewritten in place is read again until one whole version was read.
+    """
 
     root: str = Field(default=DEFAULT_LANDING, description="Folder holding one folder per tenant")
 
@@ -78,41 +172,199 @@ class LocalLandingStore(LandingStore):
         if not root.is_dir():
             return []
         files = []
-        for tenant_dir in sorted(root.iterdir()):
-            if not tenant_dir.is_dir():
+        for tenant_entry in sorted(os.scandir(root), key=lambda e: e.name):
+            tenant = tenant_entry.name
+            if tenant_entry.is_symlink():
+                files.append(
+                    LandingFile(
+                        tenant=tenant,
+                        name=TENANT_FOLDER,
+                        key=tenant_entry.path,
+                        version="",
+                        size=0,
+                        present=False,
+                        refused="the tenant folder is a symbolic link; links are never followed",
+                    )
+                )
                 continue
-            for path in sorted(tenant_dir.iterdir()):
-                if path.is_file():
-                    files.append(self._describe_file(tenant_dir.name, path, path.read_bytes()))
+            if not tenant_entry.is_dir(follow_symlinks=False):
+                continue
+            for entry in sorted(os.scandir(tenant_entry.path), key=lambda e: e.name):
+                if (described := self._list_entry(tenant, entry)) is not None:
+                    files.append(described)
         return files
+
+    def _list_entry(self, tenant: str, entry: os.DirEntry) -> LandingFile | None:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # removed since the folder was listed
+            return None
+        modified = datetime.fromtimestamp(st.st_mtime, tz=UTC)
+        common = dict(tenant=tenant, name=entry.name, key=entry.path, modified=modified)
+        if entry.name not in FILE_NAMES:  # never opened, never hashed
+            return LandingFile(**common, version="", size=st.st_size)
+        if not stat.S_ISREG(st.st_mode):
+            what = _kind(st.st_mode)
+            return LandingFile(**common, version=f"not-a-file:{what}", size=0, refused=what)
+        if _too_large(entry.name, st.st_size):  # rejected unread by the run: not hashed
+            version = f"too-large:{st.st_size}:{st.st_mtime_ns}"
+            return LandingFile(**common, version=version, size=st.st_size)
+        return LandingFile(**common, version=self._cached_hash(entry.path, st), size=st.st_size)
+
+    @staticmethod
+    def _cached_hash(path: str, st: os.stat_result) -> str:
+        signature = _signature(st)
+        cached = _HASHES.get(path)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        digest = hashlib.sha256()
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:  # replaced by a link or removed since the listing
+            return f"unreadable:{exc.errno}"
+        try:
+            opened = os.fstat(fd)
+            if not stat.S_ISREG(opened.st_mode):
+                return f"not-a-file:{_kind(opened.st_mode)}"
+            while chunk := os.read(fd, _HASH_CHUNK):
+                digest.update(chunk)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        version = digest.hexdigest()
+        if _signature(opened) == signature == _signature(after):
+            if len(_HASHES) >= _HASHES_MAX:
+                _HASHES.clear()
+            _HASHES[path] = (signature, version)
+        return version
+
+    def _tenant_dir(self, tenant: str) -> int | str | None:
+        """An open descriptor of the tenant's folder, None if absent, or why it is refused."""
+        try:
+            root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                st = os.stat(tenant, dir_fd=root_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+            if not stat.S_ISDIR(st.st_mode):
+                return f"the tenant folder is {_kind(st.st_mode)}; links are never followed"
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            return os.open(tenant, flags, dir_fd=root_fd)
+        finally:
+            os.close(root_fd)
 
     def read(self, tenant: str, name: str) -> LandingObject | None:
         _check_names(tenant, name)
-        path = Path(self.root) / tenant / name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        path = str(Path(self.root) / tenant / name)
+        dir_fd = self._tenant_dir(tenant)
+        if dir_fd is None:
             return None
-        return LandingObject(data, self._describe_file(tenant, path, data))
+        if isinstance(dir_fd, str):
+            refused = LandingFile(tenant, name, path, version="", size=0, refused=dir_fd)
+            return LandingObject(None, refused, ("file_not_regular", f"{name}: {dir_fd}"))
+        try:
+            return self._read_in(dir_fd, tenant, name, path)
+        finally:
+            os.close(dir_fd)
 
-    @staticmethod
-    def _describe_file(tenant: str, path: Path, data: bytes) -> LandingFile:
-        stat = path.stat()
-        return LandingFile(
-            tenant=tenant,
-            name=path.name,
-            key=str(path),
-            version=content_version(data),
-            size=len(data),
-            modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+    def _read_in(self, dir_fd: int, tenant: str, name: str, path: str) -> LandingObject | None:
+        ignored = tuple(sorted(n for n in os.listdir(dir_fd) if look_alike(n) == name))
+        deadline = time.monotonic() + STABLE_TIMEOUT_SECONDS
+        pause = 0.05
+        changing = (
+            "file_changing",
+            f"{name} kept changing for {STABLE_TIMEOUT_SECONDS:g} s while it was read (an "
+            "upload still in progress?), so it was not imported; it is read again once it "
+            "stops changing",
         )
+        while True:
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if not ignored:
+                    return None
+                return LandingObject(None, absent_file(tenant, name, path, ignored))
+
+            def described(version: str, size: int, st=st, **extra) -> LandingFile:
+                modified = datetime.fromtimestamp(st.st_mtime, tz=UTC)
+                return LandingFile(
+                    tenant, name, path, version, size, modified, ignored=ignored, **extra
+                )
+
+            if not stat.S_ISREG(st.st_mode):  # never opened: opening a device can act
+                what = _kind(st.st_mode)
+                refused = described(f"not-a-file:{what}", 0, refused=what)
+                return LandingObject(None, refused, _not_regular(name, st.st_mode))
+            quiet_in = STABLE_QUIET_SECONDS - (time.time() - st.st_ctime_ns / 1e9)
+            if 0 < quiet_in <= STABLE_QUIET_SECONDS:  # just written: maybe still being written
+                if time.monotonic() + quiet_in >= deadline:
+                    return LandingObject(None, described("changing", st.st_size), changing)
+                time.sleep(quiet_in)
+                continue
+            try:
+                fd = os.open(
+                    name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
+                )
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENXIO):  # swapped for a link or a
+                    continue  # socket since the stat: look again, it is refused then
+                raise
+            try:
+                before = os.fstat(fd)
+                if not stat.S_ISREG(before.st_mode):
+                    continue
+                if problem := _too_large(name, before.st_size):  # rejected unread
+                    version = f"too-large:{before.st_size}:{before.st_mtime_ns}"
+                    return LandingObject(None, described(version, before.st_size), problem)
+                data = _read_all(fd, before.st_size)
+                after = os.fstat(fd)
+            finally:
+                os.close(fd)
+            # Unchanged from the quiet check through the end of the read: one whole version.
+            unchanged = _signature(st) == _signature(before) == _signature(after)
+            whole = unchanged and len(data) == after.st_size
+            if whole:
+                return LandingObject(data, described(content_version(data), len(data)))
+            if time.monotonic() > deadline:
+                return LandingObject(None, described("changing", len(data)), changing)
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     def write(self, tenant: str, name: str, data: bytes) -> str:
+        """Write a report without following links: a link planted at the temporary or the
+        final name is replaced, never written through."""
         _check_names(tenant, name, REPORT_NAMES)
         path = Path(self.root) / tenant / name
-        temporary = path.with_name(f".{name}.tmp")
-        temporary.write_bytes(data)
-        temporary.replace(path)  # the admin never sees half a report
+        dir_fd = self._tenant_dir(tenant)
+        if dir_fd is None or isinstance(dir_fd, str):
+            raise OSError(f"cannot write {name} for {tenant}: {dir_fd or 'no tenant folder'}")
+        temporary = f".{name}.tmp"
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary, dir_fd=dir_fd)  # a planted link goes, not its target
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(temporary, flags, 0o644, dir_fd=dir_fd)
+            try:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
+                # rename replaces a link at the final name, not its target; the admin never
+                # sees half a report
+                os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=dir_fd)
+                raise
+        finally:
+            os.close(dir_fd)
         return str(path)
 
     def describe(self) -> str:
@@ -130,48 +382,67 @@ class S3LandingStore(LandingStore):
     def _base(self) -> str:
         return f"{self.prefix.strip('/')}/" if self.prefix.strip("/") else ""
 
-    def list_files(self) -> list[LandingFile]:
-        client = self.s3.get_client()
-        files = []
+    def _objects(self, client, prefix: str) -> Iterator[tuple[str, str, dict]]:
+        """(tenant, name, listing entry) of every object one level below a tenant prefix."""
         for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self._base
+            Bucket=self.bucket, Prefix=prefix
         ):
             for obj in page.get("Contents", []):
                 parts = obj["Key"][len(self._base) :].split("/")
-                if len(parts) != 2 or not parts[1]:
-                    continue
-                files.append(
-                    LandingFile(
-                        tenant=parts[0],
-                        name=parts[1],
-                        key=obj["Key"],
-                        version=obj["ETag"].strip('"'),
-                        size=obj["Size"],
-                        modified=obj.get("LastModified"),
-                    )
-                )
-        return files
+                if len(parts) == 2 and parts[1]:
+                    yield parts[0], parts[1], obj
+
+    def list_files(self) -> list[LandingFile]:
+        client = self.s3.get_client()
+        return [
+            LandingFile(
+                tenant=tenant,
+                name=name,
+                key=obj["Key"],
+                version=obj["ETag"].strip('"'),
+                size=obj["Size"],
+                modified=obj.get("LastModified"),
+            )
+            for tenant, name, obj in self._objects(client, self._base)
+        ]
 
     def read(self, tenant: str, name: str) -> LandingObject | None:
         _check_names(tenant, name)
         client = self.s3.get_client()
         key = f"{self._base}{tenant}/{name}"
+        ignored = tuple(
+            sorted(
+                n
+                for _, n, _ in self._objects(client, f"{self._base}{tenant}/")
+                if look_alike(n) == name
+            )
+        )
         try:
             response = client.get_object(Bucket=self.bucket, Key=key)
         except client.exceptions.NoSuchKey:
-            return None
-        data = response["Body"].read()
-        return LandingObject(
-            data,
-            LandingFile(
+            if not ignored:
+                return None
+            return LandingObject(None, absent_file(tenant, name, key, ignored))
+        body = response["Body"]
+        size = response["ContentLength"]
+
+        def described(data_size: int) -> LandingFile:
+            return LandingFile(
                 tenant=tenant,
                 name=name,
                 key=key,
                 version=response["ETag"].strip('"'),
-                size=len(data),
+                size=data_size,
                 modified=response.get("LastModified"),
-            ),
-        )
+                ignored=ignored,
+            )
+
+        if problem := _too_large(name, size):  # decided from the headers, body unread
+            body.close()
+            return LandingObject(None, described(size), problem)
+        with contextlib.closing(body):
+            data = body.read()  # one buffer of the announced length; botocore checks it
+        return LandingObject(data, described(len(data)))
 
     def write(self, tenant: str, name: str, data: bytes) -> str:
         _check_names(tenant, name, REPORT_NAMES)

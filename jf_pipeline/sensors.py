@@ -1,7 +1,8 @@
 """The landing sensor: new tenant folders become partitions, changed files become runs.
 
 Each tick lists the landing zone once and fingerprints every tenant's three contract files
-by S3 ETag or local content hash, so an overwrite with the same size in the same second is
+by S3 ETag or local content hash (a local file is re-hashed only when its size, times or
+inode changed; other files in a tenant folder are never read), so an overwrite with the same size in the same second is
 a change and a re-upload of identical bytes is not. A changed drop is requested once it has
 settled (no change for `JF_SETTLE_SECONDS`), as one run that selects only the assets
 downstream of the files that changed. The cursor keeps one short fingerprint per tenant.
@@ -65,6 +66,8 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> S
     found = survey(landing.list_files())
     for name in found.invalid_tenants:
         context.log.warning(f"skipped landing folder {name!r}: not a valid tenant id")
+    for name, why in found.refused_tenants.items():
+        context.log.warning(f"skipped landing folder {name!r}: {why}")
     previous = {t: TenantCursor.from_json(v) for t, v in json.loads(context.cursor or "{}").items()}
     known = set(context.instance.get_dynamic_partitions(tenants.name))
     new_tenants = sorted(set(found.tenants) - known)

@@ -9,8 +9,11 @@ import uuid
 
 import boto3
 import pytest
+from dagster_aws.s3 import S3Resource
 
 from jf_pipeline import sensors
+from jf_pipeline.core import reading
+from jf_pipeline.core.landing import survey
 from jf_pipeline.resources import S3LandingStore, landing_store_from_uri
 from jf_pipeline_tests.conftest import SAMPLE_LANDING, query, run_tenant
 from jf_pipeline_tests.test_sensor import Ticker
@@ -187,3 +190,65 @@ def test_jf_ingest_reads_an_s3_landing_zone(bucket, warehouse_path, capsys):
         ]
     }
     assert "drops/initech/jointflows_import_report.csv" in keys
+
+
+_GET_BODIES: list = []
+
+
+class ObservedS3(S3Resource):
+    """The real S3 resource; every GetObject response body is kept so a test can see how
+    much of it was read (botocore's own counter). Nothing is replaced or faked."""
+
+    def get_client(self):
+        client = super().get_client()
+        client.meta.events.register(
+            "after-call.s3.GetObject", lambda parsed, **_: _GET_BODIES.append(parsed["Body"])
+        )
+        return client
+
+
+def test_an_object_over_the_size_limit_is_rejected_from_its_headers_body_unread(
+    bucket, warehouse_path, instance, monkeypatch
+):
+    store = S3LandingStore(bucket=bucket, prefix="drops", s3=ObservedS3())
+    assert run_tenant("initech", store, warehouse_path, instance).success
+    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 2**20)
+    big = b"x" * (3 * 2**20)
+    boto3.client("s3").put_object(Bucket=bucket, Key="drops/initech/deals.csv", Body=big)
+
+    _GET_BODIES.clear()
+    obj = store.read("initech", "deals.csv")
+    assert obj.data is None and obj.problem[0] == "file_too_large"
+    assert "3 MB" in obj.problem[1] and obj.file.size == len(big)
+    assert [body._amount_read for body in _GET_BODIES] == [0]
+
+    assert not run_tenant("initech", store, warehouse_path, instance).success
+    assert query(
+        warehouse_path, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'initech'"
+    ) == [(15,)]
+    assert query(
+        warehouse_path,
+        "SELECT file, reason FROM rejected_rows WHERE tenant_id = 'initech' AND file = 'deals.csv'",
+    ) == [("deals.csv", "file_too_large")]
+
+
+def test_look_alike_keys_on_s3_are_reported_to_the_customer(bucket, warehouse_path, instance):
+    client = boto3.client("s3")
+    body = (SAMPLE_LANDING / "acme" / "contacts.csv").read_bytes()
+    client.put_object(Bucket=bucket, Key="drops/globex/Contacts.csv", Body=body)
+    store = landing_store_from_uri(f"s3://{bucket}/drops")
+    found = survey(store.list_files()).tenants["globex"]
+    assert found["contacts.csv"].ignored == ("Contacts.csv",)
+    assert not found["contacts.csv"].present  # globex has no contacts.csv of its own
+
+    assert run_tenant("globex", store, warehouse_path, instance).success
+    assert query(
+        warehouse_path,
+        "SELECT file, reason, value FROM rejected_rows WHERE tenant_id = 'globex' "
+        "AND reason = 'ignored_file'",
+    ) == [("contacts.csv", "ignored_file", "Contacts.csv")]
+    assert query(
+        warehouse_path, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'globex'"
+    ) == [(0,)]
+    report = client.get_object(Bucket=bucket, Key="drops/globex/jointflows_import_report.csv")
+    assert "'Contacts.csv' was ignored" in report["Body"].read().decode("utf-8-sig")

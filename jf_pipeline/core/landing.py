@@ -8,10 +8,15 @@ one fingerprint that changes whenever any of them is added, overwritten or remov
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import polars as pl
+
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
+from jf_pipeline.core.problems import concat_problems, file_problem
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,14 @@ class LandingFile:
     """S3 ETag, or the SHA-256 of a local file's bytes: equal versions mean equal content."""
     size: int
     modified: datetime | None = None
+    ignored: tuple[str, ...] = ()
+    """Names in the same folder that look like this contract file but are not it
+    (`Deals.csv`, `deals.csv `): never read, reported to the customer."""
+    present: bool = True
+    """False for a contract name that is absent while such look-alike names are there."""
+    refused: str | None = None
+    """Why this entry is never read: a symbolic link, a pipe, a device, a folder (the
+    store found it so when listing; reading checks again on its own)."""
 
 
 @dataclass
@@ -33,26 +46,81 @@ class Survey:
     invalid_tenants: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     """Keys of files that are not contract files (reports we write back among them)."""
+    refused_tenants: dict[str, str] = field(default_factory=dict)
+    """Tenant folders that are never read (a symbolic link, not a folder) -> why."""
+
+
+TENANT_FOLDER = ""
+"""`LandingFile.name` of an entry that stands for the tenant folder itself (a refused one)."""
+
+
+def look_alike(name: str) -> str | None:
+    """The contract file name that `name` imitates without being it, else None.
+
+    `Deals.csv`, `DEALS.CSV`, `deals.csv ` and ` deals.csv` are not read: the contract
+    names are exact, and with two candidates (`deals.csv` and `Deals.csv`) a guess could
+    pick the wrong export. They are reported to the customer instead.
+    """
+    if name in FILE_NAMES:
+        return None
+    folded = unicodedata.normalize("NFKC", name).strip().casefold()
+    return folded if folded in FILE_NAMES else None
 
 
 def survey(files: list[LandingFile]) -> Survey:
     result = Survey()
     invalid: set[str] = set()
+    look_alikes: dict[tuple[str, str], list[LandingFile]] = {}
     for f in files:
         if not is_valid_tenant_id(f.tenant):
             invalid.add(f.tenant)
+            continue
+        if f.name == TENANT_FOLDER and f.refused:
+            result.refused_tenants[f.tenant] = f.refused
             continue
         tenant_files = result.tenants.setdefault(f.tenant, {})
         if f.name in FILE_NAMES:
             tenant_files[f.name] = f
         else:
             result.ignored.append(f.key)
+            if (imitated := look_alike(f.name)) is not None:
+                look_alikes.setdefault((f.tenant, imitated), []).append(f)
+    for (tenant, name), alikes in look_alikes.items():
+        if tenant in result.refused_tenants:
+            continue
+        names = tuple(sorted(a.name for a in alikes))
+        tenant_files = result.tenants[tenant]
+        if name in tenant_files:
+            tenant_files[name] = replace(tenant_files[name], ignored=names)
+        else:  # absent, but the customer meant to send it: a run tells them
+            tenant_files[name] = absent_file(tenant, name, alikes[0].key, names)
+    for tenant in result.refused_tenants:
+        result.tenants.pop(tenant, None)
     result.invalid_tenants = sorted(invalid)
     return result
 
 
+def absent_file(tenant: str, name: str, key: str, ignored: tuple[str, ...]) -> LandingFile:
+    """A contract file that is absent while look-alike names are in its folder."""
+    return LandingFile(
+        tenant=tenant, name=name, key=key, version="", size=0, ignored=ignored, present=False
+    )
+
+
 def content_version(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def file_token(file: LandingFile | None) -> str:
+    """8 hex chars for one contract file (its version and any look-alike names), `-` if absent.
+
+    The sensor's cursor, the run's check of what it read and the `landing_version`
+    recorded for a publish all use this, so they agree on what "the same drop" means.
+    """
+    if file is None:
+        return "-"
+    text = file.version + ("|" + "/".join(file.ignored) if file.ignored else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def file_versions(files: dict[str, LandingFile]) -> str:
@@ -61,9 +129,36 @@ def file_versions(files: dict[str, LandingFile]) -> str:
     Short enough to keep one per tenant in a sensor cursor for thousands of tenants, and
     per file, so a change can be traced to the files that changed.
     """
-    return ".".join(
-        hashlib.sha256(files[name].version.encode()).hexdigest()[:8] if name in files else "-"
-        for name in sorted(FILE_NAMES)
+    return ".".join(file_token(files.get(name)) for name in sorted(FILE_NAMES))
+
+
+def requested_token(fingerprint: str, name: str) -> str | None:
+    """The token of contract file `name` in a fingerprint (`jf/files` tag), None if unparsable."""
+    parts = fingerprint.split(".")
+    names = sorted(FILE_NAMES)
+    if len(parts) != len(names) or name not in names:
+        return None
+    return parts[names.index(name)]
+
+
+def _shown(name: str) -> str:
+    """A customer's file name, quoted, with control characters and edge spaces visible."""
+    return repr(name)
+
+
+def ignored_file_problems(file_name: str, ignored: Iterable[str]) -> pl.DataFrame:
+    """`ignored_file` warnings for names that imitate `file_name` (see `look_alike`)."""
+    return concat_problems(
+        [
+            file_problem(
+                file_name,
+                "ignored_file",
+                f"{_shown(name)} was ignored: the file must be named exactly {file_name} "
+                "(lower case, no spaces); rename it to have it imported",
+                value=name,
+            )
+            for name in ignored
+        ]
     )
 
 

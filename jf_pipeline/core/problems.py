@@ -18,6 +18,8 @@ REASONS: dict[str, tuple[str, str]] = {
     "file_unreadable": (ERROR, "the file's bytes are not text in a supported encoding"),
     "file_empty": (ERROR, "the file has no header row"),
     "file_too_large": (ERROR, "the file is over the size or column limit"),
+    "file_not_regular": (ERROR, "a symbolic link, pipe, device or folder, not a file: not read"),
+    "file_changing": (ERROR, "the file kept changing while it was read (an upload in progress)"),
     "missing_columns": (ERROR, "required columns are missing from the header"),
     "ambiguous_columns": (ERROR, "two columns of the file map to the same field"),
     "malformed_row": (ERROR, "the row has a different number of fields than the header"),
@@ -39,6 +41,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "reports_to_cycle": (WARNING, "the reports_to_id chain loops back to this contact"),
     "preamble_skipped": (WARNING, "lines above the header row (a report title) were skipped"),
     "ignored_columns": (WARNING, "columns that are not in the contract were ignored"),
+    "ignored_file": (WARNING, "a file named like a contract file but not exactly was ignored"),
 }
 
 PROBLEM_SCHEMA: dict[str, pl.DataType] = {
