@@ -227,9 +227,16 @@ def ingest(
         )
         if not done.height:  # the run failed before it could log a publish attempt
             error = _run_error(result)
-            wh.record_failure(
-                warehouse.path, tenant, result.run_id, file_versions(found.tenants[tenant]), error
-            )
+            try:
+                wh.record_failure(
+                    warehouse.path,
+                    tenant,
+                    result.run_id,
+                    file_versions(found.tenants[tenant]),
+                    error,
+                )
+            except (duckdb.Error, OSError) as exc:  # the warehouse itself may be the fault
+                print(f"  could not log the failure: {terminal_safe(exc)}", file=sys.stderr)
         row = done.row(0, named=True) if done.height else {"tenant_id": tenant, "outcome": "failed"}
         rows.append(row)
         seconds = time.monotonic() - started
