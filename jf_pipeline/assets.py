@@ -39,7 +39,7 @@ from jf_pipeline.checks import (
 )
 from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec
 from jf_pipeline.core.cleaning import CleanTable, clean_table
-from jf_pipeline.core.guard import APPROVE_TAG, publish_guard
+from jf_pipeline.core.guard import APPROVE_TAG, APPROVED_BY_TAG, publish_guard
 from jf_pipeline.core.landing import (
     LandingFile,
     file_token,
@@ -54,6 +54,8 @@ from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY, import_report
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore, Warehouse
 
+OUTCOME_TAG = "jf/outcome"
+"""Run tag set once a publish attempt is logged in `ingestions` (sensors.py reads it)."""
 WAREHOUSE_POOL = "duckdb_warehouse"
 """Concurrency pool of every DuckDB writer; the instance config limits it to 1."""
 
@@ -348,8 +350,9 @@ def _table_schema(table: str) -> TableSchema:
             PUBLISH_GUARD,
             asset="importable_deals",
             blocking=True,
-            description="Refuses to replace a tenant's deals when a file was rejected as a "
-            "whole or the valid deal count falls by more than the allowed share.",
+            description="Refuses to replace a tenant's rows when a file was rejected as a "
+            "whole or the valid count of deals, accounts or contacts falls by more than the "
+            "allowed share of its baseline (the largest recent publish) or to zero.",
         ),
         CONTACTS_CHECK_SPEC,
     ],
@@ -383,13 +386,21 @@ def publish_tenant(
             clean_contacts,
             lambda: writer.published_account_ids(tenant),
         )
-        new_deals = None if result.importable_deals is None else result.importable_deals.height
+        new_counts = {
+            "deals": result.importable_deals,
+            "accounts": result.accounts,
+            "contacts": result.importable_contacts,
+        }
+        new_counts = {d: None if f is None else f.height for d, f in new_counts.items()}
+        baseline = writer.guard_baseline(tenant)
         guard = publish_guard(
-            new_deals,
-            writer.published_deal_count(tenant),
+            new_counts["deals"],
+            baseline["deals"],
             result.rejected_rows,
             approved=approved,
             max_drop_share=warehouse.guard_max_drop_share,
+            new_counts=new_counts,
+            baseline=baseline,
         )
         # A refused publish still replaces rejected_rows, so the admin sees why.
         tables = result.tables() if guard.passed else {"rejected_rows": result.rejected_rows}
@@ -408,8 +419,18 @@ def publish_tenant(
                 **{f"{d}_size": f.size if f else None for d, f in sources.items()},
                 **result.counts(),
                 **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS)),
+                "reason": guard.reason,
+                "approved": guard.approved,
+                "approved_by": (
+                    context.run.tags.get(APPROVED_BY_TAG) or f"run tag {APPROVE_TAG}=true"
+                )
+                if guard.approved
+                else None,
+                "approved_at": datetime.now(UTC) if guard.approved else None,
             },
         )
+    # The attempt is logged: the landing sensor must not re-request this drop (sensors.py).
+    context.instance.add_run_tags(context.run.run_id, {OUTCOME_TAG: outcome})
     counts = {**result.counts(), **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS))}
     if landing.write_reports:
         _write_report(context, landing, tenant, result.rejected_rows, outcome, counts)
@@ -436,6 +457,8 @@ def publish_tenant(
         metadata={
             "published_deals": guard.published_deals,
             "new_deals": -1 if guard.new_deals is None else guard.new_deals,
+            "baseline": MetadataValue.json(guard.baseline),
+            "new_counts": MetadataValue.json(guard.new_counts),
             "reasons": MetadataValue.json(guard.reasons),
             "approved_by_tag": guard.approved,
             "how_to_approve": f"re-run tenant {tenant} with run tag {APPROVE_TAG}=true "

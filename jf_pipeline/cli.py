@@ -14,10 +14,12 @@ tenant has no landing folder; 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import signal
 import sys
 import time
+import unicodedata
 
 import duckdb
 import polars as pl
@@ -25,7 +27,7 @@ from dagster import DagsterInstance, materialize, mem_io_manager
 
 from jf_pipeline import warehouse as wh
 from jf_pipeline.contract import is_valid_tenant_id
-from jf_pipeline.core.guard import APPROVE_TAG
+from jf_pipeline.core.guard import APPROVE_TAG, APPROVED_BY_TAG
 from jf_pipeline.core.landing import file_versions, survey
 from jf_pipeline.definitions import all_assets, build_resources
 from jf_pipeline.partitions import tenants as tenants_partitions
@@ -42,6 +44,38 @@ SUMMARY_COLUMNS = [
     ("errors", "errors"),
     ("warnings", "warnings"),
 ]
+
+
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def terminal_safe(value: object) -> str:
+    """`value` as text that cannot drive a terminal: control and format characters (ANSI
+    escapes, carriage returns, bidi overrides, NUL) are shown escaped, e.g. `\\x1b`.
+    Customer data reaches people's terminals through status, rejects and sql."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(
+        _escape(ch) if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text
+    )
+
+
+def _safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text cell and column name made terminal-safe (for the text output only)."""
+    frame = frame.rename({c: terminal_safe(c) for c in frame.columns})
+    return frame.with_columns(
+        pl.col(c).map_elements(terminal_safe, return_dtype=pl.String)
+        for c, dtype in frame.schema.items()
+        if dtype == pl.String
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,9 +159,12 @@ def ingest(
     warehouse = warehouse_from_path(warehouse_path)
     found = survey(landing.list_files())
     for name in found.invalid_tenants:
-        print(f"skipped landing folder {name!r}: not a valid tenant id", file=sys.stderr)
+        print(
+            f"skipped landing folder {terminal_safe(repr(name))}: not a valid tenant id",
+            file=sys.stderr,
+        )
     for name, why in found.refused_tenants.items():
-        print(f"skipped landing folder {name!r}: {why}", file=sys.stderr)
+        print(f"skipped landing folder {terminal_safe(repr(name))}: {why}", file=sys.stderr)
 
     failed = False
     if named:
@@ -135,22 +172,33 @@ def ingest(
         for tenant in named:
             if not is_valid_tenant_id(tenant) or tenant not in found.tenants:
                 print(
-                    f"no landing folder for tenant {tenant!r} in {landing.describe()}",
+                    f"no landing folder for tenant {terminal_safe(repr(tenant))} "
+                    f"in {landing.describe()}",
                     file=sys.stderr,
                 )
                 failed = True
             elif tenant not in selected:
                 selected.append(tenant)
     else:
-        published = {
-            row["tenant_id"]: row["landing_version"]
+        latest = {
+            row["tenant_id"]: row
             for row in wh.last_ingestions(warehouse.path).iter_rows(named=True)
         }
-        selected = [
-            tenant
-            for tenant, files in sorted(found.tenants.items())
-            if files and (everything or published.get(tenant) != file_versions(files))
-        ]
+        selected = []
+        for tenant, files in sorted(found.tenants.items()):
+            last = latest.get(tenant) or {}
+            unchanged = files and last.get("landing_version") == file_versions(files)
+            if unchanged and last.get("outcome") == "refused" and not everything:
+                # The same drop would be refused again: say so, and fail, until approved.
+                print(
+                    f"{tenant}: still refused by the publish guard: "
+                    f"{terminal_safe(last.get('reason') or 'see jf rejects ' + tenant)} "
+                    f"(approve: jf ingest --tenant {tenant} --approve)",
+                    file=sys.stderr,
+                )
+                failed = True
+            elif files and (everything or not unchanged or last.get("outcome") == "failed"):
+                selected.append(tenant)
     if not selected:
         message = (
             f"nothing to ingest: no tenant in {landing.describe()} changed since its last ingestion"
@@ -172,11 +220,25 @@ def ingest(
             resources=resources,
             run_config=QUIET_RUN_CONFIG,
             raise_on_error=False,
-            tags={APPROVE_TAG: "true"} if approve else None,
+            tags={APPROVE_TAG: "true", APPROVED_BY_TAG: f"{_user()} (jf ingest --approve)"}
+            if approve
+            else None,
         )
         done = wh.last_ingestions(warehouse.path).filter(
             (pl.col("tenant_id") == tenant) & (pl.col("run_id") == result.run_id)
         )
+        if not done.height:  # the run failed before it could log a publish attempt
+            error = _run_error(result)
+            try:
+                wh.record_failure(
+                    warehouse.path,
+                    tenant,
+                    result.run_id,
+                    file_versions(found.tenants[tenant]),
+                    error,
+                )
+            except (duckdb.Error, OSError) as exc:  # the warehouse itself may be the fault
+                print(f"  could not log the failure: {terminal_safe(exc)}", file=sys.stderr)
         row = done.row(0, named=True) if done.height else {"tenant_id": tenant, "outcome": "failed"}
         rows.append(row)
         seconds = time.monotonic() - started
@@ -191,7 +253,10 @@ def ingest(
                 else None
             )
             if check is not None and not check.passed:
-                print(f"  {tenant} {check.check_name}: {check.description}", file=sys.stderr)
+                print(
+                    f"  {tenant} {check.check_name}: {terminal_safe(check.description)}",
+                    file=sys.stderr,
+                )
             elif (
                 event.is_step_failure
                 and event.step_failure_data.error
@@ -200,7 +265,10 @@ def ingest(
             ):
                 error = event.step_failure_data.error
                 root = error.cause or error
-                print(f"  {tenant} {event.step_key}: {root.message.strip()}", file=sys.stderr)
+                print(
+                    f"  {tenant} {event.step_key}: {terminal_safe(root.message.strip())}",
+                    file=sys.stderr,
+                )
     if as_json:
         print(json.dumps(rows, default=str, indent=1))
     else:
@@ -208,10 +276,27 @@ def ingest(
     return 1 if failed else 0
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"
+
+
+def _run_error(result) -> str:
+    """The root error of a failed in-process run, in one line."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            return f"{event.step_key}: {(error.cause or error).message.strip()}"
+    return "the run failed before publishing"
+
+
 def _emit(frame: pl.DataFrame, as_json: bool) -> None:
     if as_json:
         print(json.dumps(frame.to_dicts(), default=str, indent=1))
         return
+    frame = _safe_frame(frame)
     with pl.Config(
         tbl_rows=-1,
         tbl_cols=-1,
@@ -247,11 +332,13 @@ def rejects(tenant: str, warehouse_path: str | None, as_json: bool) -> int:
     if as_json:
         _emit(problems, True)
         return 0
+    tenant = terminal_safe(tenant)
     if not problems.height:
         print(f"{tenant}: no rejected rows and no warnings in the latest drop")
         return 0
     errors = problems.filter(pl.col("severity") == "error").height
     print(f"{tenant}: {errors} error(s), {problems.height - errors} warning(s) in the latest drop")
+    problems = _safe_frame(problems)
     for (file,), in_file in problems.group_by("file", maintain_order=True):
         print(f"\n{file}")
         for (severity, reason), group in in_file.group_by(
@@ -272,7 +359,7 @@ def sql(query: str, warehouse_path: str | None, as_json: bool) -> int:
     try:
         _emit(wh.read_only_query(warehouse_from_path(warehouse_path).path, query), as_json)
     except duckdb.Error as exc:
-        print(f"query failed: {exc}", file=sys.stderr)
+        print(f"query failed: {terminal_safe(exc)}", file=sys.stderr)
         return 1
     return 0
 

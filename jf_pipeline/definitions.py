@@ -17,7 +17,7 @@ from jf_pipeline.resources import (
     storage_from_uri,
     warehouse_from_path,
 )
-from jf_pipeline.sensors import ingest_tenant, landing_sensor
+from jf_pipeline.sensors import ingest_tenant, landing_sensor, record_failed_runs
 
 all_assets = [*file_assets, publish_tenant]
 
@@ -37,7 +37,7 @@ def build_resources(
 defs = Definitions(
     assets=all_assets,
     jobs=[ingest_tenant],
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, record_failed_runs],
     resources=build_resources(),
     executor=in_process_executor,
 )

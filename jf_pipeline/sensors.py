@@ -10,29 +10,46 @@ downstream of the files that changed. The cursor keeps one short fingerprint per
 
 import json
 import time
+from datetime import UTC, datetime
 
 from dagster import (
     AssetKey,
     AssetSelection,
+    DagsterRunStatus,
     DefaultSensorStatus,
+    RunFailureSensorContext,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     define_asset_job,
     in_process_executor,
+    run_failure_sensor,
     sensor,
 )
+from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from jf_pipeline import settings
-from jf_pipeline.contract import FILE_NAMES, WAREHOUSE_TABLES
+from jf_pipeline import warehouse as wh
+from jf_pipeline.assets import OUTCOME_TAG
+from jf_pipeline.contract import FILE_NAMES, WAREHOUSE_TABLES, is_valid_tenant_id
 from jf_pipeline.core.landing import TenantCursor, plan_tenant, survey
 from jf_pipeline.partitions import tenants
-from jf_pipeline.resources import LandingStore
+from jf_pipeline.resources import LandingStore, Warehouse
 
 # Every run of a tenant carries this tag; deployments limit runs per tenant with it.
 TENANT_TAG = "jf/tenant"
 SENSOR_INTERVAL_SECONDS = int(settings.get("JF_SENSOR_INTERVAL"))
 SETTLE_SECONDS = float(settings.get("JF_SETTLE_SECONDS"))
+FILES_TAG = "jf/files"
+"""The fingerprint of the drop a run was requested for."""
+ATTEMPT_TAG = "jf/attempt"
+"""How many times the landing sensor re-requested this drop after a failed run."""
+MAX_REREQUESTS = 3
+REREQUEST_BACKOFF_SECONDS = max(60, 4 * SENSOR_INTERVAL_SECONDS)
+"""A failed drop is re-requested after this, then twice and four times as long."""
+RUN_LOOKBACK_SECONDS = 2 * 86_400
+RUN_LOOKBACK_LIMIT = 5_000
 
 ingest_tenant = define_asset_job(
     "ingest_tenant",
@@ -53,6 +70,82 @@ def assets_for(datasets: set[str]) -> list[AssetKey]:
     """The raw and clean assets of the changed files, and the published tables after them."""
     keys = [AssetKey(f"{stage}_{d}") for d in sorted(datasets) for stage in ("raw", "clean")]
     return keys + [AssetKey(name) for name in WAREHOUSE_TABLES]
+
+
+def rerequest_failed_drops(
+    context: SensorEvaluationContext, cursor: dict[str, TenantCursor], now: float, busy: set[str]
+) -> list[RunRequest]:
+    """Run requests for tenants whose latest drop never published.
+
+    A run whose worker died while reading (or whose reads kept failing) leaves the tenant
+    stale, and the cursor already holds the drop's fingerprint, so the change detection
+    alone would never ask again. When a tenant's latest run failed for the drop the cursor
+    holds, logged no publish attempt (a refusal is final until approved) and Dagster will not
+    retry it, the drop is requested again with a new run key after a backoff (1, 2, 4 x
+    REREQUEST_BACKOFF_SECONDS), at most MAX_REREQUESTS times.
+    """
+    since = datetime.fromtimestamp(now - RUN_LOOKBACK_SECONDS, UTC)
+    records = context.instance.get_run_records(
+        RunsFilter(job_name=ingest_tenant.name, created_after=since), limit=RUN_LOOKBACK_LIMIT
+    )
+    latest = {}
+    for record in records:  # newest first
+        tenant = record.dagster_run.tags.get(TENANT_TAG)
+        if tenant and tenant not in latest:
+            latest[tenant] = record
+    requests = []
+    for tenant, record in sorted(latest.items()):
+        run, state = record.dagster_run, cursor.get(tenant)
+        if (
+            state is None
+            or tenant in busy
+            or run.status != DagsterRunStatus.FAILURE
+            or run.tags.get(FILES_TAG) != state.requested
+            or OUTCOME_TAG in run.tags
+            or run.tags.get(WILL_RETRY_TAG) == "true"
+        ):
+            continue
+        attempt = int(run.tags.get(ATTEMPT_TAG, "0") or 0)
+        ended = record.end_time or record.update_timestamp.timestamp()
+        if attempt >= MAX_REREQUESTS or now < ended + REREQUEST_BACKOFF_SECONDS * 2**attempt:
+            continue
+        context.log.info(
+            f"re-requesting tenant {tenant}: its run {run.run_id} failed before publishing "
+            f"(attempt {attempt + 1} of {MAX_REREQUESTS})"
+        )
+        requests.append(
+            RunRequest(
+                partition_key=tenant,
+                run_key=f"{tenant}:{state.requested}:retry-{attempt + 1}:{run.run_id[:8]}",
+                asset_selection=assets_for({spec.dataset for spec in FILE_NAMES.values()}),
+                tags={
+                    TENANT_TAG: tenant,
+                    FILES_TAG: state.requested or "",
+                    "jf/changed": run.tags.get("jf/changed", ""),
+                    ATTEMPT_TAG: str(attempt + 1),
+                },
+            )
+        )
+    return requests
+
+
+@run_failure_sensor(
+    name="record_failed_runs",
+    monitored_jobs=[ingest_tenant],
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    description="Logs an ingest_tenant run that failed before publishing (worker killed, "
+    "landing reads failing) as outcome `failed` in the ingestions table, so `jf status` and "
+    "tenant_freshness never call the tenant's latest drop published.",
+)
+def record_failed_runs(context: RunFailureSensorContext, warehouse: Warehouse) -> None:
+    run = context.dagster_run
+    tenant = run.tags.get(TENANT_TAG) or run.tags.get("dagster/partition")
+    if not tenant or not is_valid_tenant_id(tenant) or OUTCOME_TAG in run.tags:
+        return
+    message = (context.failure_event.message or "the run failed").strip().splitlines()[0]
+    if wh.record_failure(warehouse.path, tenant, run.run_id, run.tags.get(FILES_TAG), message):
+        context.log.info(f"recorded failed run {run.run_id} of tenant {tenant}")
 
 
 @sensor(
@@ -103,11 +196,13 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> S
                 asset_selection=assets_for(datasets),
                 tags={
                     TENANT_TAG: tenant,
-                    "jf/files": state.requested,
+                    FILES_TAG: state.requested,
                     "jf/changed": ",".join(changed),
                 },
             )
         )
+    busy = {r.partition_key for r in requests}
+    requests += rerequest_failed_drops(context, cursor, now, busy)
     return SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[tenants.build_add_request(new_tenants)] if new_tenants else [],

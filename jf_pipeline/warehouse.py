@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -50,7 +52,21 @@ INGESTION_COLUMNS: list[tuple[str, str]] = [
     ("contacts_published", "BIGINT"),
     ("errors", "BIGINT"),
     ("warnings", "BIGINT"),
+    ("reason", "VARCHAR"),
+    ("approved", "BOOLEAN"),
+    ("approved_by", "VARCHAR"),
+    ("approved_at", "TIMESTAMPTZ"),
 ]
+SUCCESS = ("published", "partial")
+"""Outcomes of a publish that replaced the tenant's rows (refused and failed did not)."""
+GUARDED_COUNTS = {
+    "deals": "deals_published",
+    "accounts": "accounts_published",
+    "contacts": "contacts_published",
+}
+GUARD_WINDOW_DAYS = 30
+"""The guard's baseline is the largest count published within this many days (since the
+latest approved drop), so a count cannot be walked down by many small drops."""
 ALL_TABLES: dict[str, list[tuple[str, str]]] = {
     **{name: columns for name, (_, columns) in WAREHOUSE_TABLES.items()},
     INGESTIONS: INGESTION_COLUMNS,
@@ -96,7 +112,8 @@ INGESTION_DOCS = {
     "deals_size": "Bytes of the deals.csv that was read.",
     "accounts_size": "Bytes of the accounts.csv that was read.",
     "contacts_size": "Bytes of the contacts.csv that was read.",
-    "outcome": "published, partial (an approved publish with a rejected file) or refused (by the publish guard).",
+    "outcome": "published, partial (an approved publish with a rejected file), refused (by the publish guard) "
+    "or failed (the run failed before it could publish: the tenant's rows were kept).",
     "landing_version": "Fingerprint of the three files that were read (as the landing sensor's cursor keeps it).",
     "deals_version": "ETag or SHA-256 of the deals.csv that was read (NULL if absent).",
     "accounts_version": "ETag or SHA-256 of the accounts.csv that was read (NULL if absent).",
@@ -107,6 +124,10 @@ INGESTION_DOCS = {
     "contacts_published": "Rows published to importable_contacts (NULL when not replaced).",
     "errors": "Problems with severity error.",
     "warnings": "Problems with severity warning.",
+    "reason": "Why the publish was refused (the guard's reasons) or the run failed (its error).",
+    "approved": "True when the publish guard would have refused and an engineer approved it.",
+    "approved_by": "Who approved (the jf/approved-by run tag; jf ingest --approve sets the user).",
+    "approved_at": "When the approved publish was made.",
 }
 
 VIEWS = {
@@ -190,9 +211,47 @@ class Writer:
         self.con = con
 
     def published_deal_count(self, tenant: str) -> int:
-        return self.con.execute(
-            "SELECT count(*) FROM importable_deals WHERE tenant_id = ?", [tenant]
-        ).fetchone()[0]
+        return self.published_counts(tenant)["deals"]
+
+    def published_counts(self, tenant: str) -> dict[str, int]:
+        """dataset -> rows the tenant has published now."""
+        tables = {
+            "deals": "importable_deals",
+            "accounts": "accounts",
+            "contacts": "importable_contacts",
+        }
+        return {
+            dataset: self.con.execute(
+                f"SELECT count(*) FROM {ident(table)} WHERE tenant_id = ?",  # noqa: S608
+                [tenant],
+            ).fetchone()[0]
+            for dataset, table in tables.items()
+        }
+
+    def guard_baseline(self, tenant: str, window_days: int = GUARD_WINDOW_DAYS) -> dict[str, int]:
+        """dataset -> the count new drops are compared with: the largest of what is published
+        now and every successful publish of the last `window_days` since the latest approved
+        one. A run of drops each just within the allowed share (1,000 -> 510 -> 260 ...) is
+        thus refused at the step that crosses it; only an approval lowers the baseline."""
+        now = self.published_counts(tenant)
+        selects = ", ".join(f"max({ident(column)})" for column in GUARDED_COUNTS.values())
+        row = self.con.execute(
+            f"""
+            WITH recent AS (
+                SELECT * FROM {ident(INGESTIONS)}
+                WHERE tenant_id = ? AND outcome IN ('published', 'partial')
+                  AND finished_at >= current_timestamp - to_days(CAST(? AS INTEGER))
+            )
+            SELECT {selects} FROM recent
+            WHERE finished_at >= coalesce(
+                (SELECT max(finished_at) FROM recent WHERE approved), '-infinity'::TIMESTAMPTZ)
+            """,  # noqa: S608
+            [tenant, window_days],
+        ).fetchone()
+        return {
+            dataset: max(now[dataset], found or 0)
+            for (dataset, found) in zip(GUARDED_COUNTS, row, strict=True)
+        }
 
     def published_account_ids(self, tenant: str) -> pl.Series:
         rows = self.con.execute(
@@ -250,6 +309,9 @@ def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
         shutil.copyfile(path, build)  # adopt a warehouse made before the build file existed
     con = connect(build, timeout=timeout)
     try:
+        # Holding the build file's lock, no other swap can be under way: any swap temp file
+        # left beside the snapshot is from a writer killed mid-copy.
+        remove_stale_swaps(Path(path))
         ensure_schema(con)
         document(con)
         yield Writer(con)
@@ -259,9 +321,35 @@ def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
         con.close()
 
 
+def _swap_pattern(path: Path) -> re.Pattern:
+    # `.warehouse.duckdb.swap-<pid>.tmp`, and `.warehouse.duckdb.<pid>.tmp` of older versions.
+    return re.compile(rf"\.{re.escape(path.name)}\.(?:swap-)?[0-9]+\.tmp")
+
+
+def swap_temporary(path: Path) -> Path:
+    """The name a snapshot swap copies to before renaming it over `path`."""
+    return path.with_name(f".{path.name}.swap-{os.getpid()}.tmp")
+
+
+def remove_stale_swaps(path: Path) -> list[Path]:
+    """Delete swap temp files of `path` that a killed writer left (each as big as the
+    warehouse). Only names of exactly our pattern are touched; a link is removed, never
+    followed. Call it holding the build file's lock."""
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    pattern = _swap_pattern(path)
+    for entry in os.scandir(path.parent):
+        if pattern.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
 def publish_snapshot(build: Path, path: Path) -> None:
     """Copy the checkpointed build file beside `path` and rename it over `path` (atomic)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = swap_temporary(path)
+    temporary.unlink(missing_ok=True)  # never write through a link planted under our name
     try:
         shutil.copyfile(build, temporary)
         with open(temporary, "rb+") as f:
@@ -272,27 +360,86 @@ def publish_snapshot(build: Path, path: Path) -> None:
 
 
 def last_ingestions(path: str) -> pl.DataFrame:
-    """The latest ingestion of every tenant (empty when nothing was published yet)."""
+    """The latest ingestion of every tenant (empty when nothing was published yet).
+
+    Read from the build file, the writers' own copy: an analyst may hold the snapshot open
+    read-write, and DuckDB then refuses every other process, even read-only.
+    """
     try:
         return read_only_query(
             path,
             f"SELECT * FROM {ident(INGESTIONS)} "  # noqa: S608
             "QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY finished_at DESC) = 1",
+            prefer_build=True,
         )
     except (NoWarehouse, duckdb.CatalogException):
         return pl.DataFrame(schema={c: pl.String for c, _ in INGESTION_COLUMNS})
+
+
+def record_failure(
+    path: str, tenant: str, run_id: str, landing_version: str | None, reason: str
+) -> bool:
+    """Log a run that failed before it could publish (worker killed, a read that kept
+    failing) as outcome `failed`, so status and freshness do not claim the tenant's latest
+    drop was published. Nothing else changes; a run that already logged an attempt (a
+    refusal) is left as it is. Returns whether a row was added."""
+    with writer(path) as w:
+        done = w.con.execute(
+            f"SELECT count(*) FROM {ident(INGESTIONS)} WHERE run_id = ?",  # noqa: S608
+            [run_id],
+        ).fetchone()[0]
+        if done:
+            return False
+        w.replace_tenant(
+            tenant,
+            {},
+            {
+                "run_id": run_id,
+                "finished_at": datetime.now(UTC),
+                "outcome": "failed",
+                "landing_version": landing_version,
+                "reason": reason,
+            },
+        )
+        return True
 
 
 class NoWarehouse(FileNotFoundError):
     pass
 
 
-def read_only_query(path: str, sql: str, params: list | None = None) -> pl.DataFrame:
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def _open_for_reading(path: str, prefer_build: bool) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the snapshot, or to the build file it is a copy of.
+
+    Never opens either for writing. DuckDB refuses a read-only connection to a file another
+    process holds read-write (an analyst's session on the snapshot, a writer on the build
+    file): the snapshot is then read through the build file, waiting for a writer's commit.
+    """
+    snapshot, build = Path(path), build_path(path)
+    if not snapshot.is_file() and not build.is_file():
+        raise NoWarehouse(f"no warehouse at {path}: run `jf ingest` or `make dev` first")
+    if prefer_build and build.is_file():
+        return connect(build, read_only=True)
+    if not snapshot.is_file():
+        return connect(build, read_only=True)
+    try:
+        return duckdb.connect(str(snapshot), read_only=True)
+    except duckdb.Error as exc:
+        if not _is_lock_error(exc) or not build.is_file():
+            raise
+        return connect(build, read_only=True)
+
+
+def read_only_query(
+    path: str, sql: str, params: list | None = None, *, prefer_build: bool = False
+) -> pl.DataFrame:
     """Run a query on the analysts' snapshot. The connection is read-only: nothing a query
     says can change the warehouse."""
-    if not Path(path).is_file():
-        raise NoWarehouse(f"no warehouse at {path}: run `jf ingest` or `make dev` first")
-    con = duckdb.connect(path, read_only=True)
+    con = _open_for_reading(path, prefer_build)
     try:
         relation = con.sql(sql, params=params or [])
         if relation is None:  # a statement, not a query
@@ -314,7 +461,7 @@ def tenant_status(path: str) -> pl.DataFrame:
                f.last_published_at,
                CAST(epoch(current_timestamp) - epoch(f.last_published_at) AS BIGINT) AS published_age_s,
                i.deals_published AS deals, i.deals_rejected, i.contacts_published AS contacts,
-               i.errors, i.warnings
+               i.errors, i.warnings, i.reason
         FROM ingestions i JOIN tenant_freshness f USING (tenant_id)
         QUALIFY row_number() OVER (PARTITION BY i.tenant_id ORDER BY i.finished_at DESC) = 1
         ORDER BY i.tenant_id

@@ -12,12 +12,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
+import yaml
+from dagster import DagsterInstance
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
@@ -56,10 +60,17 @@ class DevServer:
 
 
 @contextlib.contextmanager
-def make_dev(tmp_path, **env_extra: str) -> Iterator[DevServer]:
+def make_dev(
+    tmp_path, instance_changes: dict | None = None, **env_extra: str
+) -> Iterator[DevServer]:
+    """`make dev` on temporary state, with the checkout's dagster_home/dagster.yaml
+    (`instance_changes` overrides some of its sections' keys, e.g. shorter intervals)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(PROJECT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    config = yaml.safe_load((PROJECT / "dagster_home" / "dagster.yaml").read_text())
+    for section, values in (instance_changes or {}).items():
+        config[section] = {**config.get(section, {}), **values}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     warehouse = str(tmp_path / "warehouse.duckdb")
     port = free_port()
     env = {
@@ -184,3 +195,80 @@ def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
             assert page.get_by_text("30", exact=True).count() >= 1
             browser.close()
         assert shot.stat().st_size > 10_000
+
+
+HOLD_LOCK = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])  # read-write: every other writer waits for this lock
+print("holding", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _session_processes(session: int) -> dict[int, str]:
+    """pid -> command line of every process in the session `make dev` started."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry)) != session:
+                continue
+            found[int(entry)] = (
+                open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            )
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def test_a_run_worker_killed_in_publish_frees_its_pool_slot_and_the_runs_go_on(tmp_path):
+    """kill -9 of the run worker while publish_tenant holds the duckdb_warehouse pool slot:
+    the dead run's slot is freed by run monitoring, the run is retried, and a later run of
+    another tenant publishes too, with nobody freeing slots by hand. (The worker is held in
+    publish_tenant by a process holding the build file's write lock.)"""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    shutil.copytree(SAMPLE_LANDING / "acme", landing / "acme")
+    warehouse = tmp_path / "warehouse.duckdb"
+    build = tmp_path / "warehouse.build.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(build)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    fast = {"poll_interval_seconds": 2, "free_slots_after_run_end_seconds": 2}
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with make_dev(tmp_path, {"run_monitoring": fast}, JF_LANDING=str(landing)) as dev:
+            with DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+
+                def claimed() -> list:
+                    info = instance.event_log_storage.get_concurrency_info("duckdb_warehouse")
+                    return info.claimed_slots
+
+                dev.wait_for("publish_tenant to take the pool slot", lambda: bool(claimed()))
+                workers = {
+                    pid: cmd
+                    for pid, cmd in _session_processes(dev.process.pid).items()
+                    if "spawn_main" in cmd
+                }
+                assert len(workers) == 1, workers  # the one run worker, waiting in publish
+                os.kill(next(iter(workers)), signal.SIGKILL)
+                holder.stdin.write("\n")
+                holder.stdin.flush()
+                holder.wait(timeout=30)
+                shutil.copytree(SAMPLE_LANDING / "globex", landing / "globex")
+                counts = "SELECT tenant_id, count(*) FROM importable_deals GROUP BY ALL"
+                dev.wait_for(
+                    "acme (retried) and globex published",
+                    lambda: (
+                        dict(query_warehouse(str(warehouse), counts) or [])
+                        == {"acme": 30, "globex": 20}
+                    ),
+                )
+                dev.wait_for("no pool slot held", lambda: not claimed())
+    finally:
+        holder.kill()
+        holder.wait()
