@@ -12,18 +12,15 @@ from datetime import UTC, datetime
 import polars as pl
 from dagster import (
     AssetCheckKey,
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     AssetOut,
     AssetSpec,
     Backoff,
     Jitter,
     MaterializeResult,
     MetadataValue,
+    Nothing,
     Output,
     RetryPolicy,
     TableColumn,
@@ -33,24 +30,26 @@ from dagster import (
 
 from jf_pipeline.checks import (
     CONTACTS_CHECK_SPEC,
+    PUBLISH_GUARD_SPEC,
     clean_check_results,
     clean_check_specs,
     contacts_check_result,
+    guard_check_result,
 )
 from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec
 from jf_pipeline.core.cleaning import CleanTable, clean_table
-from jf_pipeline.core.guard import APPROVE_TAG, APPROVED_BY_TAG, publish_guard
+from jf_pipeline.core.guard import APPROVE_TAG, APPROVED_BY_TAG
 from jf_pipeline.core.landing import (
     LandingFile,
     file_token,
-    file_versions,
     ignored_file_problems,
     requested_token,
 )
+from jf_pipeline.core.plan import PublishPlan, PublishPolicy, RunInfo, plan_publish
 from jf_pipeline.core.problems import concat_problems, count_by_severity, file_problem
-from jf_pipeline.core.publication import publication
 from jf_pipeline.core.reading import ReadTable, empty_table, read_table
-from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY, import_report
+from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY
+from jf_pipeline.keys import clean_key, clean_name, raw_key, raw_name
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore, Warehouse
 
@@ -65,9 +64,6 @@ LANDING_RETRY = RetryPolicy(
 """S3 throttling and dropped connections: retried after about 1, 2 and 4 s, on top of
 botocore's own retries; after that the tenant's run fails and the other tenants go on."""
 
-PUBLISH_GUARD = "publish_guard"
-REFUSED_COUNTS = ("deals_published", "accounts_published", "contacts_published")
-"""Nothing of these was published when the guard refused; the counts stay empty."""
 RAW_GROUP, CLEAN_GROUP, WAREHOUSE_GROUP = "landing", "cleaning", "warehouse"
 OWNERS = ["team:data-engineering"]
 
@@ -95,6 +91,22 @@ class RawFile:
 
     table: ReadTable
     source: LandingFile | None
+
+
+@dataclass
+class CleanFile:
+    """What a `clean_*` asset hands the publish step: the core's clean table and the landing
+    file it was read from (the publish records which versions it published)."""
+
+    table: CleanTable
+    source: LandingFile | None
+
+    @classmethod
+    def of(cls, value) -> "CleanFile":
+        """Accept a clean table stored by an earlier version (a CleanTable carrying .source)."""
+        if isinstance(value, cls):
+            return value
+        return cls(value, getattr(value, "source", None))
 
 
 def _markdown(frame: pl.DataFrame, rows: int = 5) -> MetadataValue:
@@ -131,7 +143,7 @@ def _read_raw(landing: LandingStore, tenant: str, spec: FileSpec) -> RawFile:
         problems = concat_problems([file_problem(spec.file_name, reason, message), notices])
         return RawFile(ReadTable(frame=empty_table(spec), rejected=True, problems=problems), source)
     if obj is not None and obj.data is not None:
-        table = read_table(obj.data, spec)
+        table = read_table(obj.data, spec, max_bytes=landing.max_file_bytes)
         return RawFile(replace(table, problems=concat_problems([table.problems, notices])), source)
     if spec is DEALS:
         problems = file_problem(
@@ -204,19 +216,12 @@ def _clean_metadata(cleaned: CleanTable) -> dict:
     }
 
 
-def _raw_key(spec: FileSpec) -> AssetKey:
-    return AssetKey(f"raw_{spec.dataset}")
-
-
-def _clean_key(spec: FileSpec) -> AssetKey:
-    return AssetKey(f"clean_{spec.dataset}")
-
-
 @multi_asset(
     name="read_and_clean",
     outs={
         **{
-            f"raw_{spec.dataset}": AssetOut(
+            raw_name(spec.dataset): AssetOut(
+                dagster_type=Nothing,
                 group_name=RAW_GROUP,
                 kinds={"csv", "polars"},
                 owners=OWNERS,
@@ -226,7 +231,7 @@ def _clean_key(spec: FileSpec) -> AssetKey:
             for spec in FILES.values()
         },
         **{
-            f"clean_{spec.dataset}": AssetOut(
+            clean_name(spec.dataset): AssetOut(
                 group_name=CLEAN_GROUP,
                 kinds={"polars"},
                 owners=OWNERS,
@@ -237,8 +242,8 @@ def _clean_key(spec: FileSpec) -> AssetKey:
         },
     },
     internal_asset_deps={
-        **{f"raw_{spec.dataset}": set() for spec in FILES.values()},
-        **{f"clean_{spec.dataset}": {_raw_key(spec)} for spec in FILES.values()},
+        **{raw_name(spec.dataset): set() for spec in FILES.values()},
+        **{clean_name(spec.dataset): {raw_key(spec.dataset)} for spec in FILES.values()},
     },
     check_specs=[check for spec in FILES.values() for check in clean_check_specs(spec.dataset)],
     partitions_def=tenants,
@@ -254,28 +259,31 @@ def read_and_clean(context: AssetExecutionContext, landing: LandingStore):
     """
     tenant = context.partition_key
     selected = context.selected_asset_keys
-    specs = [s for s in FILES.values() if {_raw_key(s), _clean_key(s)} & selected]
+    specs = [s for s in FILES.values() if {raw_key(s.dataset), clean_key(s.dataset)} & selected]
 
-    def work(spec: FileSpec) -> tuple[RawFile, CleanTable | None]:
+    def work(spec: FileSpec) -> tuple[RawFile, CleanFile | None]:
         raw = _read_raw(landing, tenant, spec)
         _check_requested(context, spec, raw)
-        if _clean_key(spec) not in selected:
+        if clean_key(spec.dataset) not in selected:
             return raw, None
-        return raw, replace(clean_table(raw.table, spec), source=raw.source)
+        return raw, CleanFile(clean_table(raw.table, spec), raw.source)
 
     with ThreadPoolExecutor(max_workers=max(len(specs), 1)) as pool:
         results = list(pool.map(work, specs))
     checks = context.selected_asset_check_keys
     for spec, (raw, cleaned) in zip(specs, results, strict=True):
-        if _raw_key(spec) in selected:
+        if raw_key(spec.dataset) in selected:
             if raw.source is None or not raw.source.present:
                 context.log.info(f"{spec.file_name} is absent for tenant {tenant}: empty frame")
-            yield Output(raw, output_name=f"raw_{spec.dataset}", metadata=_raw_metadata(raw))
+            # Metadata only: nothing loads a raw frame, so none is stored.
+            yield Output(None, output_name=raw_name(spec.dataset), metadata=_raw_metadata(raw))
         if cleaned is not None:
             yield Output(
-                cleaned, output_name=f"clean_{spec.dataset}", metadata=_clean_metadata(cleaned)
+                cleaned,
+                output_name=clean_name(spec.dataset),
+                metadata=_clean_metadata(cleaned.table),
             )
-            for result in clean_check_results(spec.dataset, cleaned.problems):
+            for result in clean_check_results(spec.dataset, cleaned.table.problems):
                 if AssetCheckKey(result.asset_key, result.check_name) in checks:
                     yield result
 
@@ -284,37 +292,34 @@ file_assets = [read_and_clean]
 
 _PUBLISHED = {
     "importable_deals": (
-        ["clean_deals", "clean_accounts"],
+        [clean_name("deals"), clean_name("accounts")],
         "The deals Jointflows users browse and turn into customer projects: every valid deal "
         "with its account filled in (deal-row data first, then accounts.csv).",
     ),
     "accounts": (
-        ["clean_accounts", "clean_deals"],
+        [clean_name("accounts"), clean_name("deals")],
         "The tenant's accounts: accounts.csv merged with the account data inline in deals.csv, "
         "deal data taking precedence field by field.",
     ),
     "importable_contacts": (
-        ["clean_contacts", "clean_accounts", "clean_deals"],
+        [clean_name("contacts"), clean_name("accounts"), clean_name("deals")],
         "The tenant's contacts, for each project's digital sales room. Contacts with unknown "
         "accounts or managers are kept and reported.",
     ),
     "rejected_rows": (
-        ["clean_deals", "clean_accounts", "clean_contacts"],
+        [clean_name("deals"), clean_name("accounts"), clean_name("contacts")],
         "Every row that was left out and every value that was changed or doubted, with a "
         "stable reason code and a message for the customer's admin.",
     ),
 }
 
 
-def _write_report(
-    context, landing: LandingStore, tenant: str, rejected, outcome: str, counts: dict
-) -> None:
+def _write_report(context, landing: LandingStore, tenant: str, report: tuple[bytes, bytes]):
     """The customer's admin finds why rows were rejected next to their own files. A failure
     here (e.g. no write permission on the bucket) is logged, never fails the publish."""
-    report, summary = import_report(tenant, rejected, outcome, counts)
     try:
-        key = landing.write(tenant, REPORT_CSV, report)
-        landing.write(tenant, REPORT_SUMMARY, summary)
+        key = landing.write(tenant, REPORT_CSV, report[0])
+        landing.write(tenant, REPORT_SUMMARY, report[1])
         context.log.info(f"import report for {tenant} written to {key}")
     except Exception as exc:  # noqa: BLE001 - any storage error must not undo a publish
         context.log.warning(f"could not write the import report for {tenant}: {exc}")
@@ -343,17 +348,10 @@ def _table_schema(table: str) -> TableSchema:
         )
         for name, (deps, description) in _PUBLISHED.items()
     ],
-    ins={f"clean_{d}": AssetIn(f"clean_{d}") for d in FILES},
+    ins={clean_name(d): AssetIn(clean_key(d)) for d in FILES},
     partitions_def=tenants,
     check_specs=[
-        AssetCheckSpec(
-            PUBLISH_GUARD,
-            asset="importable_deals",
-            blocking=True,
-            description="Refuses to replace a tenant's rows when a file was rejected as a "
-            "whole or the valid count of deals, accounts or contacts falls by more than the "
-            "allowed share of its baseline (the largest recent publish) or to zero.",
-        ),
+        PUBLISH_GUARD_SPEC,
         CONTACTS_CHECK_SPEC,
     ],
     pool=WAREHOUSE_POOL,
@@ -363,105 +361,68 @@ def publish_tenant(
     context: AssetExecutionContext,
     warehouse: Warehouse,
     landing: LandingStore,
-    clean_deals: CleanTable,
-    clean_accounts: CleanTable,
-    clean_contacts: CleanTable,
+    clean_deals,
+    clean_accounts,
+    clean_contacts,
 ):
-    """Guard, then replace the tenant's rows in every published table in one transaction."""
+    """Guard, then replace the tenant's rows in every published table in one transaction.
+
+    The inputs are CleanFiles (untyped here so that clean tables an earlier version stored
+    still load; `CleanFile.of` converts them)."""
     tenant = context.partition_key
-    approved = context.run.tags.get(APPROVE_TAG, "").lower() == "true"
-    sources = {
-        "deals": clean_deals.source,
-        "accounts": clean_accounts.source,
-        "contacts": clean_contacts.source,
+    files = {
+        d: CleanFile.of(v)
+        for d, v in (
+            ("deals", clean_deals),
+            ("accounts", clean_accounts),
+            ("contacts", clean_contacts),
+        )
     }
-    versions = {d: f.version if f else None for d, f in sources.items()}
-    run_record = context.instance.get_run_record_by_id(context.run.run_id)
-    started = run_record.start_time if run_record else None
-    started_at = datetime.fromtimestamp(started, UTC) if started else None
     with warehouse.writer() as writer:
-        result = publication(
-            clean_deals,
-            clean_accounts,
-            clean_contacts,
-            lambda: writer.published_account_ids(tenant),
-        )
-        new_counts = {
-            "deals": result.importable_deals,
-            "accounts": result.accounts,
-            "contacts": result.importable_contacts,
-        }
-        new_counts = {d: None if f is None else f.height for d, f in new_counts.items()}
-        baseline = writer.guard_baseline(tenant)
-        guard = publish_guard(
-            new_counts["deals"],
-            baseline["deals"],
-            result.rejected_rows,
-            approved=approved,
-            max_drop_share=warehouse.guard_max_drop_share,
-            new_counts=new_counts,
-            baseline=baseline,
-        )
-        # A refused publish still replaces rejected_rows, so the admin sees why.
-        tables = result.tables() if guard.passed else {"rejected_rows": result.rejected_rows}
-        outcome = result.outcome if guard.passed else "refused"
-        writer.replace_tenant(
+        plan = plan_publish(
             tenant,
-            tables,
-            {
-                "run_id": context.run.run_id,
-                "started_at": started_at,
-                "finished_at": datetime.now(UTC),
-                "outcome": outcome,
-                "landing_version": file_versions({f"{d}.csv": f for d, f in sources.items() if f}),
-                **{f"{d}_version": v for d, v in versions.items()},
-                **{f"{d}_key": f.key if f else None for d, f in sources.items()},
-                **{f"{d}_size": f.size if f else None for d, f in sources.items()},
-                **result.counts(),
-                **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS)),
-                "reason": guard.reason,
-                "approved": guard.approved,
-                "approved_by": (
-                    context.run.tags.get(APPROVED_BY_TAG) or f"run tag {APPROVE_TAG}=true"
-                )
-                if guard.approved
-                else None,
-                "approved_at": datetime.now(UTC) if guard.approved else None,
-            },
+            *(f.table for f in files.values()),
+            sources={d: f.source for d, f in files.items()},
+            state=writer.published_state(tenant),
+            policy=_policy(context.run.tags, warehouse),
+            run=_run_info(context),
         )
+        writer.replace_tenant(tenant, plan.tables, plan.ingestion)
     # The attempt is logged: the landing sensor must not re-request this drop (sensors.py).
-    context.instance.add_run_tags(context.run.run_id, {OUTCOME_TAG: outcome})
-    counts = {**result.counts(), **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS))}
+    context.instance.add_run_tags(context.run.run_id, {OUTCOME_TAG: plan.outcome})
     if landing.write_reports:
-        _write_report(context, landing, tenant, result.rejected_rows, outcome, counts)
-    for name, frame in tables.items():
+        _write_report(context, landing, tenant, plan.report)
+    yield from _materializations(context, plan, warehouse.path)
+    yield contacts_check_result(plan.rejected_rows)
+    yield guard_check_result(plan.guard, tenant)
+
+
+def _policy(tags, warehouse: Warehouse) -> PublishPolicy:
+    return PublishPolicy(
+        max_drop_share=warehouse.guard_max_drop_share,
+        approved=tags.get(APPROVE_TAG, "").lower() == "true",
+        approved_by=tags.get(APPROVED_BY_TAG) or f"run tag {APPROVE_TAG}=true",
+    )
+
+
+def _run_info(context: AssetExecutionContext) -> RunInfo:
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    started = record.start_time if record and record.start_time else None
+    started_at = datetime.fromtimestamp(started, UTC) if started else None
+    return RunInfo(context.run.run_id, started_at, datetime.now(UTC))
+
+
+def _materializations(context, plan: PublishPlan, path: str):
+    for name, frame in plan.tables.items():
         if frame is None:
-            context.log.warning(f"{name}: a rejected file kept tenant {tenant}'s published rows")
+            context.log.warning(f"{name}: a rejected file kept the tenant's published rows")
             continue
         yield MaterializeResult(
             asset_key=name,
             metadata={
                 "dagster/row_count": frame.height,
-                "outcome": outcome,
-                "warehouse": warehouse.path,
+                "outcome": plan.outcome,
+                "warehouse": path,
                 "preview": _markdown(frame),
             },
         )
-    yield contacts_check_result(result.rejected_rows)
-    yield AssetCheckResult(
-        check_name=PUBLISH_GUARD,
-        asset_key="importable_deals",
-        passed=guard.passed,
-        severity=AssetCheckSeverity.ERROR,
-        description=guard.summary,
-        metadata={
-            "published_deals": guard.published_deals,
-            "new_deals": -1 if guard.new_deals is None else guard.new_deals,
-            "baseline": MetadataValue.json(guard.baseline),
-            "new_counts": MetadataValue.json(guard.new_counts),
-            "reasons": MetadataValue.json(guard.reasons),
-            "approved_by_tag": guard.approved,
-            "how_to_approve": f"re-run tenant {tenant} with run tag {APPROVE_TAG}=true "
-            f"(Dagster UI: Materialize > add tag; CLI: jf ingest --tenant {tenant} --approve)",
-        },
-    )

@@ -1,12 +1,16 @@
 """Asset checks the Dagster UI shows per tenant partition, each with the offending ids.
 
-The publish guard (blocking) lives with the publish step in assets.py; these are warnings
-about the customer's data, computed from the problems the core already found.
+Warnings about the customer's data, computed from the problems the core already found, and
+the blocking `publish_guard`, whose verdict the core's publish plan carries.
 """
 
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 
+from jf_pipeline.core.guard import APPROVE_TAG, GuardDecision
+from jf_pipeline.keys import clean_key
+
+PUBLISH_GUARD = "publish_guard"
 UNIQUE_IDS = "unique_ids"
 REQUIRED_VALUES = "required_values"
 CONTACTS_REFERENCE_ACCOUNTS = "contacts_reference_accounts"
@@ -14,7 +18,7 @@ MAX_IDS_SHOWN = 100
 
 
 def clean_check_specs(dataset: str) -> list[AssetCheckSpec]:
-    asset = f"clean_{dataset}"
+    asset = clean_key(dataset)
     return [
         AssetCheckSpec(
             UNIQUE_IDS,
@@ -49,7 +53,7 @@ def _result(name: str, asset: str, offending: pl.DataFrame, what: str) -> AssetC
 
 
 def clean_check_results(dataset: str, problems: pl.DataFrame) -> list[AssetCheckResult]:
-    asset = f"clean_{dataset}"
+    asset = clean_key(dataset)
     return [
         _result(
             UNIQUE_IDS,
@@ -73,4 +77,34 @@ def contacts_check_result(rejected_rows: pl.DataFrame) -> AssetCheckResult:
         "importable_contacts",
         unknown,
         "contacts name an unknown account",
+    )
+
+
+PUBLISH_GUARD_SPEC = AssetCheckSpec(
+    PUBLISH_GUARD,
+    asset="importable_deals",
+    blocking=True,
+    description="Refuses to replace a tenant's rows when a file was rejected as a whole or "
+    "the valid count of deals, accounts or contacts falls by more than the allowed share of "
+    "its baseline (the largest recent publish) or to zero.",
+)
+
+
+def guard_check_result(guard: GuardDecision, tenant: str) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=PUBLISH_GUARD,
+        asset_key="importable_deals",
+        passed=guard.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=guard.summary,
+        metadata={
+            "published_deals": guard.published_deals,
+            "new_deals": -1 if guard.new_deals is None else guard.new_deals,
+            "baseline": MetadataValue.json(guard.baseline),
+            "new_counts": MetadataValue.json(guard.new_counts),
+            "reasons": MetadataValue.json(guard.reasons),
+            "approved_by_tag": guard.approved,
+            "how_to_approve": f"re-run tenant {tenant} with run tag {APPROVE_TAG}=true "
+            f"(Dagster UI: Materialize > add tag; CLI: jf ingest --tenant {tenant} --approve)",
+        },
     )

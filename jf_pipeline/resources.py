@@ -62,8 +62,7 @@ def _check_names(tenant: str, name: str, allowed=FILE_NAMES) -> None:
 REPORT_NAMES = (REPORT_CSV, REPORT_SUMMARY)
 
 
-def _too_large(name: str, size: int) -> tuple[str, str] | None:
-    limit = reading.MAX_FILE_BYTES
+def _too_large(name: str, size: int, limit: int) -> tuple[str, str] | None:
     if size <= limit:
         return None
     return (
@@ -80,6 +79,14 @@ class LandingStore(ConfigurableResource):
         default=True,
         description="Write the import report next to the tenant's files after each run",
     )
+    max_file_mb: int = Field(
+        default=reading.DEFAULT_MAX_FILE_BYTES // 2**20,
+        description="Larger landing files are rejected as a whole, unread (JF_MAX_FILE_MB)",
+    )
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 2**20
 
     def write(self, tenant: str, name: str, data: bytes) -> str:
         """Write one of our report files into the tenant's folder; returns its key."""
@@ -206,7 +213,9 @@ class LocalLandingStore(LandingStore):
         if not stat.S_ISREG(st.st_mode):
             what = _kind(st.st_mode)
             return LandingFile(**common, version=f"not-a-file:{what}", size=0, refused=what)
-        if _too_large(entry.name, st.st_size):  # rejected unread by the run: not hashed
+        if _too_large(
+            entry.name, st.st_size, self.max_file_bytes
+        ):  # rejected unread by the run: not hashed
             version = f"too-large:{st.st_size}:{st.st_mtime_ns}"
             return LandingFile(**common, version=version, size=st.st_size)
         return LandingFile(**common, version=self._cached_hash(entry.path, st), size=st.st_size)
@@ -318,7 +327,9 @@ class LocalLandingStore(LandingStore):
                 before = os.fstat(fd)
                 if not stat.S_ISREG(before.st_mode):
                     continue
-                if problem := _too_large(name, before.st_size):  # rejected unread
+                if problem := _too_large(
+                    name, before.st_size, self.max_file_bytes
+                ):  # rejected unread
                     version = f"too-large:{before.st_size}:{before.st_mtime_ns}"
                     return LandingObject(None, described(version, before.st_size), problem)
                 data = _read_all(fd, before.st_size)
@@ -437,7 +448,9 @@ class S3LandingStore(LandingStore):
                 ignored=ignored,
             )
 
-        if problem := _too_large(name, size):  # decided from the headers, body unread
+        if problem := _too_large(
+            name, size, self.max_file_bytes
+        ):  # decided from the headers, body unread
             body.close()
             return LandingObject(None, described(size), problem)
         with contextlib.closing(body):
@@ -460,9 +473,15 @@ def landing_store_from_uri(uri: str | None = None) -> LandingStore:
     if uri.startswith("s3://"):
         bucket, prefix = _split_s3_uri(uri)
         return S3LandingStore(
-            bucket=bucket, prefix=prefix, s3=s3_from_env(), write_reports=_reports_on()
+            bucket=bucket,
+            prefix=prefix,
+            s3=s3_from_env(),
+            write_reports=_reports_on(),
+            max_file_mb=int(settings.get("JF_MAX_FILE_MB")),
         )
-    return LocalLandingStore(root=uri, write_reports=_reports_on())
+    return LocalLandingStore(
+        root=uri, write_reports=_reports_on(), max_file_mb=int(settings.get("JF_MAX_FILE_MB"))
+    )
 
 
 def s3_from_env() -> S3Resource:

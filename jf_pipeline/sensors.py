@@ -32,8 +32,9 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 from jf_pipeline import settings
 from jf_pipeline import warehouse as wh
 from jf_pipeline.assets import OUTCOME_TAG
-from jf_pipeline.contract import FILE_NAMES, WAREHOUSE_TABLES, is_valid_tenant_id
+from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
 from jf_pipeline.core.landing import TenantCursor, plan_tenant, survey
+from jf_pipeline.keys import PUBLISHED_KEYS, clean_key, raw_key
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore, Warehouse
 
@@ -68,8 +69,8 @@ def run_key(tenant: str, fingerprint: str, previous: str | None) -> str:
 
 def assets_for(datasets: set[str]) -> list[AssetKey]:
     """The raw and clean assets of the changed files, and the published tables after them."""
-    keys = [AssetKey(f"{stage}_{d}") for d in sorted(datasets) for stage in ("raw", "clean")]
-    return keys + [AssetKey(name) for name in WAREHOUSE_TABLES]
+    keys = [key(d) for d in sorted(datasets) for key in (raw_key, clean_key)]
+    return keys + PUBLISHED_KEYS
 
 
 def rerequest_failed_drops(
@@ -181,7 +182,7 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> S
         if never_cleaned is None:  # a clean asset never built for a tenant must be built now
             never_cleaned = {
                 spec.dataset: known
-                - context.instance.get_materialized_partitions(AssetKey(f"clean_{spec.dataset}"))
+                - context.instance.get_materialized_partitions(clean_key(spec.dataset))
                 for spec in FILE_NAMES.values()
             }
         datasets = {FILE_NAMES[name].dataset for name in changed}

@@ -6,13 +6,17 @@ S3 for intermediate results), so no asset or sensor has an `if production` branc
 deployment files under `deploy/` may only name variables listed here or the ones Dagster,
 PostgreSQL and boto3 read themselves (`jf_pipeline_tests/test_deploy.py` checks that).
 
-Plain Python: the polars core may read its limits from here too.
+The pure core (`jf_pipeline/core/`) never reads this module: the shell passes its limits
+and thresholds as parameters. The defaults that the core also needs are taken from it.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from jf_pipeline.core.guard import DEFAULT_MAX_DROP_SHARE
+from jf_pipeline.core.reading import DEFAULT_MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "JF_GUARD_MAX_DROP",
-            "0.5",
+            str(DEFAULT_MAX_DROP_SHARE),
             "publish_guard refuses a publish when valid deals fall by more than this share",
         ),
         Setting("JF_SENSOR_INTERVAL", "15", "Seconds between landing sensor ticks"),
@@ -57,7 +61,11 @@ SETTINGS: dict[str, Setting] = {
             "10",
             "A tenant's files must be unchanged this long before a run is requested",
         ),
-        Setting("JF_MAX_FILE_MB", "1024", "Larger landing files are rejected whole"),
+        Setting(
+            "JF_MAX_FILE_MB",
+            str(DEFAULT_MAX_FILE_BYTES // 2**20),
+            "Larger landing files are rejected whole",
+        ),
         Setting(
             "AWS_ENDPOINT_URL",
             "",

@@ -8,6 +8,13 @@ it to a temporary file and atomically renames that over `warehouse.duckdb`. Anal
 `warehouse.duckdb`: a session keeps the snapshot it opened, new sessions see the newest,
 and neither waits for the other.
 
+Why not `dagster_duckdb.DuckDBResource`: it opens every connection read-write (readers here
+must be read-only, on the snapshot or the build file), and it does not close the
+connection when the block raises, so a failed publish would keep the build file locked
+until garbage collection and stall the next writer. Connections are therefore made here
+(`connect`, `writer`, `read_only_query`); the `Warehouse` resource in resources.py is the
+Dagster face of this module.
+
 A tenant's rows in every table are replaced in one transaction, inserting by column name.
 Only our own constant table and column names are ever formatted into SQL, quoted;
 everything from customers is a bound parameter or data in a registered frame.
@@ -28,6 +35,7 @@ import duckdb
 import polars as pl
 
 from jf_pipeline.contract import TABLE_DOCS, WAREHOUSE_TABLES, column_doc
+from jf_pipeline.core.plan import PublishedState
 
 INGESTIONS = "ingestions"
 INGESTION_COLUMNS: list[tuple[str, str]] = [
@@ -252,6 +260,13 @@ class Writer:
             dataset: max(now[dataset], found or 0)
             for (dataset, found) in zip(GUARDED_COUNTS, row, strict=True)
         }
+
+    def published_state(self, tenant: str) -> PublishedState:
+        """What the core's publish plan needs to know of the tenant's published data."""
+        return PublishedState(
+            baseline=self.guard_baseline(tenant),
+            account_ids=lambda: self.published_account_ids(tenant),
+        )
 
     def published_account_ids(self, tenant: str) -> pl.Series:
         rows = self.con.execute(

@@ -30,11 +30,10 @@ import pytest
 from dagster import materialize, mem_io_manager
 
 from jf_pipeline import resources, sensors
-from jf_pipeline.core import reading
 from jf_pipeline.core.landing import file_versions, survey
 from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY
 from jf_pipeline.definitions import all_assets, build_resources
-from jf_pipeline.resources import LocalLandingStore, Warehouse
+from jf_pipeline.resources import LocalLandingStore, Warehouse, landing_store_from_uri
 from jf_pipeline_tests.conftest import PROJECT, query, run_tenant
 from jf_pipeline_tests.test_sensor import Ticker
 
@@ -355,12 +354,13 @@ def test_a_file_over_the_size_limit_is_rejected_without_reading_it(
 ):
     assert run_tenant("acme", landing_root, warehouse_path, instance).success
     published = deal_count(warehouse_path, "acme")
-    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 8 * 2**20)
+    monkeypatch.setenv("JF_MAX_FILE_MB", "8")  # the setting, through the resource wiring
+    store = landing_store_from_uri(str(landing_root))
     _sparse(landing_root / "acme" / "deals.csv", 256 * 2**20)
 
     tracemalloc.start()
     try:
-        obj = LocalLandingStore(root=str(landing_root)).read("acme", "deals.csv")
+        obj = store.read("acme", "deals.csv")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -368,7 +368,7 @@ def test_a_file_over_the_size_limit_is_rejected_without_reading_it(
     assert "256 MB" in obj.problem[1] and "JF_MAX_FILE_MB" in obj.problem[1]
     assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MB allocated: the body was read"
 
-    assert not run_tenant("acme", landing_root, warehouse_path, instance).success
+    assert not run_tenant("acme", store, warehouse_path, instance).success
     assert last_outcome(warehouse_path, "acme") == "refused"
     assert deal_count(warehouse_path, "acme") == published
     assert [(f, r) for f, r, _, _ in problems(warehouse_path, "acme")] == [

@@ -12,7 +12,6 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from jf_pipeline import sensors
-from jf_pipeline.core import reading
 from jf_pipeline.core.landing import survey
 from jf_pipeline.resources import S3LandingStore, landing_store_from_uri
 from jf_pipeline_tests.conftest import SAMPLE_LANDING, query, run_tenant
@@ -210,9 +209,8 @@ class ObservedS3(S3Resource):
 def test_an_object_over_the_size_limit_is_rejected_from_its_headers_body_unread(
     bucket, warehouse_path, instance, monkeypatch
 ):
-    store = S3LandingStore(bucket=bucket, prefix="drops", s3=ObservedS3())
+    store = S3LandingStore(bucket=bucket, prefix="drops", s3=ObservedS3(), max_file_mb=1)
     assert run_tenant("initech", store, warehouse_path, instance).success
-    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 2**20)
     big = b"x" * (3 * 2**20)
     boto3.client("s3").put_object(Bucket=bucket, Key="drops/initech/deals.csv", Body=big)
 

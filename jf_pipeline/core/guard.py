@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from jf_pipeline.core.problems import ERROR
-from jf_pipeline.settings import SETTINGS
 
 APPROVE_TAG = "jf/approve-publish"
 """Run tag that approves one publish the guard would refuse (value `true`)."""
 APPROVED_BY_TAG = "jf/approved-by"
 """Optional run tag naming who approved (recorded in `ingestions.approved_by`)."""
-DEFAULT_MAX_DROP_SHARE = float(SETTINGS["JF_GUARD_MAX_DROP"].default)
+DEFAULT_MAX_DROP_SHARE = 0.5
+"""The share of a baseline a drop may lose unless the caller passes another."""
 GUARDED = ("deals", "accounts", "contacts")
 
 

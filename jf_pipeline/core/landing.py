@@ -44,8 +44,6 @@ class Survey:
     tenants: dict[str, dict[str, LandingFile]] = field(default_factory=dict)
     """valid tenant id -> contract file name -> file (tenants with no contract file included)."""
     invalid_tenants: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    """Keys of files that are not contract files (reports we write back among them)."""
     refused_tenants: dict[str, str] = field(default_factory=dict)
     """Tenant folders that are never read (a symbolic link, not a folder) -> why."""
 
@@ -81,10 +79,8 @@ def survey(files: list[LandingFile]) -> Survey:
         tenant_files = result.tenants.setdefault(f.tenant, {})
         if f.name in FILE_NAMES:
             tenant_files[f.name] = f
-        else:
-            result.ignored.append(f.key)
-            if (imitated := look_alike(f.name)) is not None:
-                look_alikes.setdefault((f.tenant, imitated), []).append(f)
+        elif (imitated := look_alike(f.name)) is not None:  # other files: ignored
+            look_alikes.setdefault((f.tenant, imitated), []).append(f)
     for (tenant, name), alikes in look_alikes.items():
         if tenant in result.refused_tenants:
             continue

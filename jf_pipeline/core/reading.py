@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from jf_pipeline import settings
 from jf_pipeline.contract import FileSpec
 from jf_pipeline.core.problems import concat_problems, file_problem, row_problems
 
 DELIMITERS = (",", ";", "\t", "|")
-DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 _SNIFF_CHARS = 64 * 1024
 _MAGIC = {
     b"\x1f\x8b": "gzip-compressed",
@@ -39,7 +37,8 @@ class FileTooLarge(ValueError):
     """The file is over one of the limits below; the message names the limit."""
 
 
-MAX_FILE_BYTES = int(settings.get("JF_MAX_FILE_MB")) * 1024 * 1024
+DEFAULT_MAX_FILE_BYTES = 1024 * 1024 * 1024
+"""The file-size limit unless the caller passes another (the shell's JF_MAX_FILE_MB)."""
 MAX_COLUMNS = 1_000
 MAX_CELL_CHARS = 100_000
 """Limits that keep one hostile file from exhausting a worker. A file over the size or
@@ -49,8 +48,8 @@ column limit is rejected as a whole; a row with an oversized cell is rejected al
 def _raise_csv_field_limit() -> None:
     """Python's csv module refuses fields over 131,072 characters by default, with an error
     that would fail the whole run. Our own limits decide instead (`MAX_CELL_CHARS` per
-    cell, reported per row): no field can be longer than the largest file we read."""
-    want = MAX_FILE_BYTES + 1
+    cell, reported per row), so the csv module's own limit is lifted."""
+    want = 2**63 - 1
     while csv.field_size_limit() < want:
         try:
             csv.field_size_limit(want)
@@ -343,15 +342,20 @@ HEADER_SEARCH_ROWS = 20
 """How many leading records may be a report's title or notes before the real header."""
 
 
-def parse_csv(data: bytes, header_score: Callable[[list[str]], int] | None = None) -> ParsedCsv:
+def parse_csv(
+    data: bytes,
+    header_score: Callable[[list[str]], int] | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> ParsedCsv:
     """Decode and split into records and cells; raises `UnreadableFile` or `EmptyFile`.
 
     The header is the first non-blank record, unless `header_score` prefers a later one
     among the first `HEADER_SEARCH_ROWS` (exports from report builders put titles above it).
     """
-    if len(data) > MAX_FILE_BYTES:
+    if len(data) > max_bytes:
         raise FileTooLarge(
-            f"the file is {len(data) / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB "
+            f"the file is {len(data) / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB "
             "(JF_MAX_FILE_MB)"
         )
     decoded = decode(data)
@@ -473,11 +477,15 @@ def _required_matched(cells: list[str], spec: FileSpec) -> int:
     return sum(1 for name in mapping.values() if name in spec.required)
 
 
-def read_table(data: bytes, spec: FileSpec) -> ReadTable:
+def read_table(
+    data: bytes, spec: FileSpec, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> ReadTable:
     """Read one landing file. Never raises for bad content: problems say what went wrong."""
     file = spec.file_name
     try:
-        parsed = parse_csv(data, header_score=lambda cells: _required_matched(cells, spec))
+        parsed = parse_csv(
+            data, header_score=lambda cells: _required_matched(cells, spec), max_bytes=max_bytes
+        )
     except UnreadableFile as exc:
         return _rejected(spec, file_problem(file, "file_unreadable", f"{file}: {exc}"))
     except EmptyFile as exc:

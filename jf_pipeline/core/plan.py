@@ -1,0 +1,117 @@
+"""What one publish of a tenant will do, decided without touching anything.
+
+`plan_publish` takes the clean files, what the warehouse holds for the tenant now, and the
+policy (threshold, approval), and returns a `PublishPlan`: the tables to write (or keep),
+the guard's verdict with its reason, the `ingestions` row, the counts, and the import
+report for the customer. The Dagster asset and `jf ingest` only carry it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+from jf_pipeline.core.cleaning import CleanTable
+from jf_pipeline.core.guard import DEFAULT_MAX_DROP_SHARE, GuardDecision, publish_guard
+from jf_pipeline.core.landing import LandingFile, file_versions
+from jf_pipeline.core.publication import publication
+from jf_pipeline.core.report import import_report
+
+REFUSED_COUNTS = ("deals_published", "accounts_published", "contacts_published")
+"""Nothing of these was published when the guard refused; the counts stay empty."""
+
+
+@dataclass(frozen=True)
+class PublishedState:
+    """What the warehouse holds for the tenant before this publish."""
+
+    baseline: dict[str, int]
+    """dataset -> the count a new drop is compared with (see `Writer.guard_baseline`)."""
+    account_ids: Callable[[], pl.Series]
+    """The published account ids, asked only when a rejected file keeps them as reference."""
+
+
+@dataclass(frozen=True)
+class PublishPolicy:
+    max_drop_share: float = DEFAULT_MAX_DROP_SHARE
+    approved: bool = False
+    """An engineer approved this run's publish even if the guard would refuse it."""
+    approved_by: str | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    started_at: datetime | None
+    finished_at: datetime
+
+
+@dataclass
+class PublishPlan:
+    tables: dict[str, pl.DataFrame | None]
+    """Table -> the tenant's new rows; None keeps the published rows (rejected file)."""
+    rejected_rows: pl.DataFrame
+    guard: GuardDecision
+    outcome: str
+    """`published`, `partial` (a rejected file kept some tables) or `refused` (the guard)."""
+    counts: dict[str, int | None]
+    ingestion: dict
+    report: tuple[bytes, bytes] = field(repr=False, default=(b"", b""))
+    """(import report CSV, summary text) for the tenant's landing folder."""
+
+
+def plan_publish(
+    tenant: str,
+    deals: CleanTable,
+    accounts: CleanTable,
+    contacts: CleanTable,
+    sources: dict[str, LandingFile | None],
+    state: PublishedState,
+    policy: PublishPolicy,
+    run: RunInfo,
+) -> PublishPlan:
+    """Apply the cross-file rules and the publish guard; say what to write.
+
+    `sources` maps each dataset (`deals`, ...) to the landing file its clean table came from
+    (None when absent). A refused publish still replaces `rejected_rows`, so the customer's
+    admin sees why; every other table keeps its published rows.
+    """
+    result = publication(deals, accounts, contacts, state.account_ids)
+    frames = {
+        "deals": result.importable_deals,
+        "accounts": result.accounts,
+        "contacts": result.importable_contacts,
+    }
+    new_counts = {d: None if f is None else f.height for d, f in frames.items()}
+    guard = publish_guard(
+        new_counts["deals"],
+        state.baseline.get("deals", 0),
+        result.rejected_rows,
+        approved=policy.approved,
+        max_drop_share=policy.max_drop_share,
+        new_counts=new_counts,
+        baseline=state.baseline,
+    )
+    tables = result.tables() if guard.passed else {"rejected_rows": result.rejected_rows}
+    outcome = result.outcome if guard.passed else "refused"
+    counts = {**result.counts(), **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS))}
+    ingestion = {
+        "run_id": run.run_id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "outcome": outcome,
+        "landing_version": file_versions({f"{d}.csv": f for d, f in sources.items() if f}),
+        **{f"{d}_version": f.version if f else None for d, f in sources.items()},
+        **{f"{d}_key": f.key if f else None for d, f in sources.items()},
+        **{f"{d}_size": f.size if f else None for d, f in sources.items()},
+        **counts,
+        "reason": guard.reason,
+        "approved": guard.approved,
+        "approved_by": (policy.approved_by or "approved") if guard.approved else None,
+        "approved_at": run.finished_at if guard.approved else None,
+    }
+    report = import_report(tenant, result.rejected_rows, outcome, counts)
+    return PublishPlan(tables, result.rejected_rows, guard, outcome, counts, ingestion, report)

@@ -1,0 +1,142 @@
+"""The pure core decides a publish on its own: `plan_publish` without Dagster or a warehouse,
+and a core that imports neither Dagster nor the settings module (issue #16)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from jf_pipeline.contract import ACCOUNTS, CONTACTS, DEALS, FileSpec
+from jf_pipeline.core.cleaning import CleanTable, clean_table
+from jf_pipeline.core.landing import LandingFile
+from jf_pipeline.core.plan import PublishedState, PublishPolicy, RunInfo, plan_publish
+from jf_pipeline.core.reading import read_table
+from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING
+
+CORE = PROJECT / "jf_pipeline" / "core"
+RUN = RunInfo("run-1", datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, 0, 5, tzinfo=UTC))
+
+
+def _clean(spec: FileSpec, data: bytes) -> CleanTable:
+    return clean_table(read_table(data, spec), spec)
+
+
+def _acme(deals: bytes | None = None) -> tuple[dict[str, CleanTable], dict]:
+    folder = SAMPLE_LANDING / "acme"
+    tables = {
+        "deals": _clean(DEALS, deals if deals is not None else (folder / "deals.csv").read_bytes()),
+        "accounts": _clean(ACCOUNTS, (folder / "accounts.csv").read_bytes()),
+        "contacts": _clean(CONTACTS, (folder / "contacts.csv").read_bytes()),
+    }
+    sources = {
+        d: LandingFile(
+            tenant="acme", name=f"{d}.csv", key=f"acme/{d}.csv", version=f"v-{d}", size=1
+        )
+        for d in tables
+    }
+    return tables, sources
+
+
+def _state(deals: int = 0, accounts: int = 0, contacts: int = 0) -> PublishedState:
+    def no_lookup() -> pl.Series:
+        raise AssertionError("published account ids are only needed after a rejected file")
+
+    return PublishedState(
+        baseline={"deals": deals, "accounts": accounts, "contacts": contacts},
+        account_ids=no_lookup,
+    )
+
+
+def test_a_good_drop_plans_every_table_and_a_published_ingestion_row():
+    tables, sources = _acme()
+    plan = plan_publish("acme", *tables.values(), sources, _state(), PublishPolicy(), RUN)
+    assert plan.outcome == "published" and plan.guard.passed
+    assert {name: frame.height for name, frame in plan.tables.items()} == {
+        "importable_deals": 30,
+        "accounts": 8,
+        "importable_contacts": 40,
+        "rejected_rows": plan.rejected_rows.height,
+    }
+    row = plan.ingestion
+    assert row["outcome"] == "published" and row["run_id"] == "run-1"
+    assert row["deals_published"] == 30 and row["contacts_published"] == 40
+    assert row["deals_version"] == "v-deals" and row["contacts_key"] == "acme/contacts.csv"
+    assert row["reason"] is None and row["approved"] is False and row["approved_by"] is None
+    csv, summary = plan.report
+    assert csv.startswith(b"\xef\xbb\xbffile,row_number") and b"Deals imported: 30" in summary
+
+
+def test_a_fall_below_the_baseline_is_refused_and_only_rejected_rows_are_written():
+    tables, sources = _acme()
+    plan = plan_publish("acme", *tables.values(), sources, _state(deals=100), PublishPolicy(), RUN)
+    assert plan.outcome == "refused" and not plan.guard.passed
+    assert list(plan.tables) == ["rejected_rows"]
+    assert plan.ingestion["deals_published"] is None  # nothing replaced
+    assert (
+        plan.ingestion["reason"] == "the valid deal count would fall from 100 to 30 (more than 50%)"
+    )
+    assert b"held back for review" in plan.report[1]
+
+
+def test_an_approved_fall_is_published_and_records_who_approved():
+    tables, sources = _acme()
+    policy = PublishPolicy(approved=True, approved_by="ana")
+    plan = plan_publish("acme", *tables.values(), sources, _state(deals=100), policy, RUN)
+    assert plan.outcome == "published" and plan.guard.approved
+    assert (
+        plan.ingestion["approved_by"] == "ana" and plan.ingestion["approved_at"] == RUN.finished_at
+    )
+    assert plan.tables["importable_deals"].height == 30
+
+
+def test_a_rejected_deals_file_keeps_deals_and_asks_for_the_published_account_ids():
+    tables, sources = _acme(deals=b"Name,value\nX,1\n")  # missing required columns
+    asked = []
+
+    def published_ids() -> pl.Series:
+        asked.append(True)
+        return pl.Series("account_unique_id", ["ACC-001"], dtype=pl.String)
+
+    state = PublishedState({"deals": 30, "accounts": 8, "contacts": 40}, published_ids)
+    plan = plan_publish("acme", *tables.values(), sources, state, PublishPolicy(), RUN)
+    assert asked == [True]
+    assert plan.outcome == "refused"
+    assert "deals.csv was rejected as a whole" in plan.ingestion["reason"]
+
+
+@pytest.mark.parametrize("path", sorted(CORE.glob("*.py")), ids=lambda p: p.name)
+def test_core_modules_import_neither_dagster_nor_settings(path: Path):
+    """The core is pure: limits and thresholds arrive as parameters."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+    bad = {
+        m for m in imported if m.split(".")[0] == "dagster" or m.startswith("jf_pipeline.settings")
+    }
+    assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+def test_importing_the_whole_core_loads_neither_dagster_nor_settings():
+    """Indirect imports count too (a core module importing a shell module)."""
+    modules = [
+        f"jf_pipeline.core.{p.stem}" for p in sorted(CORE.glob("*.py")) if p.stem != "__init__"
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'dagster' or m == 'jf_pipeline.settings')\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
