@@ -36,7 +36,7 @@ from jf_pipeline.checks import (
     contacts_check_result,
     guard_check_result,
 )
-from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec
+from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec, Table
 from jf_pipeline.core.cleaning import CleanTable, clean_table
 from jf_pipeline.core.guard import APPROVE_TAG, APPROVED_BY_TAG
 from jf_pipeline.core.landing import (
@@ -325,8 +325,11 @@ def _write_report(context, landing: LandingStore, tenant: str, report: tuple[byt
         context.log.warning(f"could not write the import report for {tenant}: {exc}")
 
 
-def _table_schema(table: str) -> TableSchema:
-    return TableSchema(columns=[TableColumn(c, t) for c, t in WAREHOUSE_TABLES[table][1]])
+def table_schema(table: Table) -> TableSchema:
+    """The table's columns with their types and the contract's descriptions."""
+    return TableSchema(
+        columns=[TableColumn(f.name, f.type, description=f.doc) for f in table.fields]
+    )
 
 
 @multi_asset(
@@ -342,7 +345,7 @@ def _table_schema(table: str) -> TableSchema:
             partitions_def=tenants,
             skippable=name != "rejected_rows",
             metadata={
-                "dagster/column_schema": _table_schema(name),
+                "dagster/column_schema": table_schema(WAREHOUSE_TABLES[name]),
                 "dagster/table_name": f"main.{name}",
             },
         )

@@ -49,6 +49,8 @@ class Column:
     value_required: bool | None = None
     aliases: tuple[str, ...] = ()
     output: str | None = None
+    doc: str = ""
+    """What the published column means (COMMENT ON, the Dagster UI); COLUMN_DOCS otherwise."""
 
     @property
     def out(self) -> str:
@@ -145,87 +147,50 @@ FILE_NAMES: dict[str, FileSpec] = {spec.file_name: spec for spec in FILES.values
 ACCOUNT_FIELDS = {"name": "account_name", "url": "account_url", "industry": "account_industry"}
 """accounts.csv column -> the deal column it fills when the deal row leaves it blank."""
 
-# Warehouse tables: name -> (key columns, [(column, DuckDB type)]). Order is the contract's.
-_deal_types = {c.out: DUCKDB_TYPES[c.kind] for c in DEALS.columns}
-_contact_types = {c.out: DUCKDB_TYPES[c.kind] for c in CONTACTS.columns}
-WAREHOUSE_TABLES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
-    "importable_deals": (
-        ("tenant_id", "deal_unique_id"),
-        [("tenant_id", "VARCHAR")]
-        + [
-            (c, _deal_types[c])
-            for c in (
-                "deal_unique_id",
-                "name",
-                "target_close_date",
-                "owner_email",
-                "value",
-                "deal_stage",
-                "pipeline_id",
-                "project_type",
-                "description",
-                "account_unique_id",
-                "account_name",
-                "account_url",
-                "account_industry",
-            )
-        ],
-    ),
-    "importable_contacts": (
-        ("tenant_id", "contact_unique_id"),
-        [("tenant_id", "VARCHAR")]
-        + [
-            (c, _contact_types[c])
-            for c in (
-                "contact_unique_id",
-                "account_unique_id",
-                "first_name",
-                "last_name",
-                "email_address",
-                "role",
-                "phone_number",
-                "linkedin_url",
-                "reports_to_id",
-            )
-        ],
-    ),
-    "accounts": (
-        ("tenant_id", "account_unique_id"),
-        [
-            ("tenant_id", "VARCHAR"),
-            ("account_unique_id", "VARCHAR"),
-            ("name", "VARCHAR"),
-            ("url", "VARCHAR"),
-            ("industry", "VARCHAR"),
-        ],
-    ),
-    "rejected_rows": (
-        (),
-        [
-            ("tenant_id", "VARCHAR"),
-            ("file", "VARCHAR"),
-            ("row_number", "BIGINT"),
-            ("record_id", "VARCHAR"),
-            ("severity", "VARCHAR"),
-            ("reason", "VARCHAR"),
-            ("column", "VARCHAR"),
-            ("value", "VARCHAR"),
-            ("message", "VARCHAR"),
-        ],
-    ),
-}
+# --- what we write: every table, declared once --------------------------------------------
+# DDL, `COMMENT ON`, Dagster's table schemas, the problem frames' schema, the import
+# report's columns and the CLI read these declarations; nothing else lists columns.
 
-# What each published table and column means, for `COMMENT ON` in DuckDB and the docs.
-TABLE_DOCS = {
-    "importable_deals": "Deals Jointflows users can turn into projects: every valid deal, account fields after precedence (deal row first, then accounts.csv).",
-    "importable_contacts": "Contacts for the digital sales room; kept even when their account or manager is unknown (see rejected_rows).",
-    "accounts": "accounts.csv merged with the account data inline in deals.csv; deal data wins field by field.",
-    "rejected_rows": "One row per problem in the tenant's latest drop: rows left out (error) and values changed or doubted (warning).",
-}
+
+@dataclass(frozen=True)
+class Field:
+    """One warehouse column: its name, DuckDB type and what it means (for COMMENT ON and
+    the Dagster UI)."""
+
+    name: str
+    type: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    doc: str
+    fields: tuple[Field, ...]
+    key: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        """[(column, DuckDB type)] in the table's order."""
+        return [(f.name, f.type) for f in self.fields]
+
+    @property
+    def data_names(self) -> list[str]:
+        """The columns a frame of one tenant's rows carries (all but tenant_id)."""
+        return [f.name for f in self.fields if f.name != "tenant_id"]
+
+
+TENANT = Field("tenant_id", "VARCHAR", "The customer's landing folder name.")
+
+# What each published column means, for `COMMENT ON` and the Dagster UI: by warehouse
+# column name, with (table, column) overrides where one name means different things.
 COLUMN_DOCS = {
-    "tenant_id": "The customer's landing folder name.",
     "deal_unique_id": "The deal's id in the customer's CRM.",
-    "name": "Deal name (importable_deals) or account name (accounts).",
+    "name": "Account name: a deal row's inline name, else accounts.csv's.",
     "target_close_date": "Expected close date, as the calendar date written in the export.",
     "owner_email": "E-mail of the deal owner, trimmed and lower-cased.",
     "value": "Deal value without currency, DECIMAL(18,2).",
@@ -237,8 +202,8 @@ COLUMN_DOCS = {
     "account_name": "Account name: the deal row's, else accounts.csv's.",
     "account_url": "Account website with scheme and lower-case host: the deal row's, else accounts.csv's.",
     "account_industry": "Account industry: the deal row's, else accounts.csv's.",
-    "url": "Account website with scheme and lower-case host.",
-    "industry": "Account industry.",
+    "url": "Account website: a deal row's inline URL, else accounts.csv's.",
+    "industry": "Account industry: a deal row's, else accounts.csv's.",
     "contact_unique_id": "The contact's id in the customer's CRM.",
     "first_name": "Contact first name.",
     "last_name": "Contact last name.",
@@ -247,25 +212,129 @@ COLUMN_DOCS = {
     "phone_number": "Contact phone number as exported.",
     "linkedin_url": "Contact LinkedIn profile URL.",
     "reports_to_id": "contact_unique_id of the contact's manager.",
-    "file": "The landing file the problem is in: deals.csv, accounts.csv or contacts.csv.",
-    "row_number": "Data row in the file (1 = first row under the header); NULL for a whole-file problem.",
-    "record_id": "The row's unique id, when it has one.",
-    "severity": "error = the row was not imported; warning = imported, or a file-level note.",
-    "reason": "Stable reason code (see the README).",
-    "column": "The column the problem is in, if any.",
-    "message": "What happened, in plain English, for the customer's admin.",
 }
-_COLUMN_DOC_OVERRIDES = {
-    ("rejected_rows", "value"): "The cell as delivered (or the id the problem is about).",
-    ("accounts", "name"): "Account name: a deal row's inline name, else accounts.csv's.",
-    ("accounts", "url"): "Account website: a deal row's inline URL, else accounts.csv's.",
-    ("accounts", "industry"): "Account industry: a deal row's, else accounts.csv's.",
-    ("importable_deals", "name"): "Deal name.",
-}
+_COLUMN_DOC_OVERRIDES = {("importable_deals", "name"): "Deal name."}
 
 
 def column_doc(table: str, column: str) -> str:
-    return _COLUMN_DOC_OVERRIDES.get((table, column)) or COLUMN_DOCS[column]
+    doc = _COLUMN_DOC_OVERRIDES.get((table, column)) or COLUMN_DOCS.get(column)
+    return doc or f"{column} (see docs/contract.md)."
+
+
+def file_table(name: str, spec: FileSpec, doc: str, order: tuple[str, ...]) -> Table:
+    """A published table made of one file's columns (warehouse names, types from their
+    kind), keyed by tenant and the file's id. `order` is the contract's column order; a
+    file column it does not name is appended, so a new column needs no edit here."""
+    by_name = {c.out: c for c in spec.columns}
+    names = [n for n in order if n in by_name] + [n for n in by_name if n not in order]
+    fields = [TENANT] + [
+        Field(n, DUCKDB_TYPES[by_name[n].kind], by_name[n].doc or column_doc(name, n))
+        for n in names
+    ]
+    return Table(name, doc, tuple(fields), key=("tenant_id", spec.column(spec.key).out))
+
+
+IMPORTABLE_DEALS = file_table(
+    "importable_deals",
+    DEALS,
+    "Deals Jointflows users can turn into projects: every valid deal, account fields after "
+    "precedence (deal row first, then accounts.csv).",
+    ("deal_unique_id", "name", "target_close_date", "owner_email", "value", "deal_stage",
+     "pipeline_id", "project_type", "description", "account_unique_id", "account_name",
+     "account_url", "account_industry"),
+)  # fmt: skip
+IMPORTABLE_CONTACTS = file_table(
+    "importable_contacts",
+    CONTACTS,
+    "Contacts for the digital sales room; kept even when their account or manager is "
+    "unknown (see rejected_rows).",
+    ("contact_unique_id", "account_unique_id", "first_name", "last_name", "email_address",
+     "role", "phone_number", "linkedin_url", "reports_to_id"),
+)  # fmt: skip
+ACCOUNTS_TABLE = file_table(
+    "accounts",
+    ACCOUNTS,
+    "accounts.csv merged with the account data inline in deals.csv; deal data wins field by field.",
+    ("account_unique_id", "name", "url", "industry"),
+)
+REJECTED_ROWS = Table(
+    "rejected_rows",
+    "One row per problem in the tenant's latest drop: rows left out (error) and values "
+    "changed or doubted (warning).",
+    (
+        TENANT,
+        Field("file", "VARCHAR", "The landing file the problem is in (deals.csv, ...)."),
+        Field(
+            "row_number",
+            "BIGINT",
+            "Data row in the file (1 = first row under the header); NULL for a whole-file problem.",
+        ),
+        Field("record_id", "VARCHAR", "The row's unique id, when it has one."),
+        Field(
+            "severity",
+            "VARCHAR",
+            "error = the row was not imported; warning = imported, or a file-level note.",
+        ),
+        Field("reason", "VARCHAR", "Stable reason code (see the README)."),
+        Field("column", "VARCHAR", "The column the problem is in, if any."),
+        Field("value", "VARCHAR", "The cell as delivered (or the id the problem is about)."),
+        Field("message", "VARCHAR", "What happened, in plain English, for the customer's admin."),
+    ),
+)
+
+INGESTED_FILES = ("deals", "accounts", "contacts")
+"""The files whose key, version and size every ingestion records."""
+_PER_FILE = (
+    ("version", "VARCHAR", "ETag or SHA-256 of the {file} that was read (NULL if absent)."),
+    ("key", "VARCHAR", "Where the {file} that was read lives (S3 key or path)."),
+    ("size", "BIGINT", "Bytes of the {file} that was read."),
+)
+INGESTIONS = Table(
+    "ingestions",
+    "One row per publish attempt of a tenant: what was read, what happened, what was "
+    "published.",
+    (
+        TENANT,
+        Field("run_id", "VARCHAR", "Dagster run id (or the jf ingest run's id)."),
+        Field("started_at", "TIMESTAMPTZ", "When the run started."),
+        Field("finished_at", "TIMESTAMPTZ", "When the publish attempt finished."),
+        Field(
+            "outcome",
+            "VARCHAR",
+            "published, partial (an approved publish with a rejected file), refused (by the "
+            "publish guard) or failed (the run failed before it could publish: the tenant's "
+            "rows were kept).",
+        ),
+        Field(
+            "landing_version",
+            "VARCHAR",
+            "Fingerprint of the files that were read (as the landing sensor's cursor keeps it).",
+        ),
+        *(
+            Field(f"{d}_{what}", type_, doc.format(file=f"{d}.csv"))
+            for what, type_, doc in _PER_FILE
+            for d in INGESTED_FILES
+        ),
+        Field("deals_published", "BIGINT", "Rows published to importable_deals (NULL when not replaced)."),
+        Field("deals_rejected", "BIGINT", "deals.csv rows with an error."),
+        Field("accounts_published", "BIGINT", "Rows published to accounts (NULL when not replaced)."),
+        Field("contacts_published", "BIGINT", "Rows published to importable_contacts (NULL when not replaced)."),
+        Field("errors", "BIGINT", "Problems with severity error."),
+        Field("warnings", "BIGINT", "Problems with severity warning."),
+        Field("reason", "VARCHAR", "Why the publish was refused (the guard's reasons) or the run failed (its error)."),
+        Field("approved", "BOOLEAN", "True when the publish guard would have refused and an engineer approved it."),
+        Field("approved_by", "VARCHAR", "Who approved (the jf/approved-by run tag; jf ingest --approve sets the user)."),
+        Field("approved_at", "TIMESTAMPTZ", "When the approved publish was made."),
+    ),
+)  # fmt: skip
+
+PUBLISHED_TABLES: dict[str, Table] = {
+    t.name: t for t in (IMPORTABLE_DEALS, ACCOUNTS_TABLE, IMPORTABLE_CONTACTS, REJECTED_ROWS)
+}
+"""The contract's tables: one row set per tenant, replaced by each publish."""
+TABLES: dict[str, Table] = {**PUBLISHED_TABLES, INGESTIONS.name: INGESTIONS}
+"""Every table jf-pipeline writes."""
+WAREHOUSE_TABLES = PUBLISHED_TABLES  # the name the rest of the code has used
 
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

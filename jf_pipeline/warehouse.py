@@ -34,37 +34,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from jf_pipeline.contract import TABLE_DOCS, WAREHOUSE_TABLES, column_doc
+from jf_pipeline.contract import INGESTIONS as INGESTIONS_TABLE
+from jf_pipeline.contract import TABLES, Table
 from jf_pipeline.core.plan import PublishedState
 
-INGESTIONS = "ingestions"
-INGESTION_COLUMNS: list[tuple[str, str]] = [
-    ("tenant_id", "VARCHAR"),
-    ("run_id", "VARCHAR"),
-    ("started_at", "TIMESTAMPTZ"),
-    ("finished_at", "TIMESTAMPTZ"),
-    ("outcome", "VARCHAR"),
-    ("landing_version", "VARCHAR"),
-    ("deals_version", "VARCHAR"),
-    ("accounts_version", "VARCHAR"),
-    ("contacts_version", "VARCHAR"),
-    ("deals_key", "VARCHAR"),
-    ("accounts_key", "VARCHAR"),
-    ("contacts_key", "VARCHAR"),
-    ("deals_size", "BIGINT"),
-    ("accounts_size", "BIGINT"),
-    ("contacts_size", "BIGINT"),
-    ("deals_published", "BIGINT"),
-    ("deals_rejected", "BIGINT"),
-    ("accounts_published", "BIGINT"),
-    ("contacts_published", "BIGINT"),
-    ("errors", "BIGINT"),
-    ("warnings", "BIGINT"),
-    ("reason", "VARCHAR"),
-    ("approved", "BOOLEAN"),
-    ("approved_by", "VARCHAR"),
-    ("approved_at", "TIMESTAMPTZ"),
-]
+INGESTIONS = INGESTIONS_TABLE.name
+INGESTION_COLUMNS = INGESTIONS_TABLE.columns
 SUCCESS = ("published", "partial")
 """Outcomes of a publish that replaced the tenant's rows (refused and failed did not)."""
 GUARDED_COUNTS = {
@@ -75,10 +50,6 @@ GUARDED_COUNTS = {
 GUARD_WINDOW_DAYS = 30
 """The guard's baseline is the largest count published within this many days (since the
 latest approved drop), so a count cannot be walked down by many small drops."""
-ALL_TABLES: dict[str, list[tuple[str, str]]] = {
-    **{name: columns for name, (_, columns) in WAREHOUSE_TABLES.items()},
-    INGESTIONS: INGESTION_COLUMNS,
-}
 
 
 def ident(name: str) -> str:
@@ -109,34 +80,6 @@ def connect(
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-
-INGESTION_DOCS = {
-    "run_id": "Dagster run id (or the jf ingest run's id).",
-    "started_at": "When the run started.",
-    "finished_at": "When the publish attempt finished.",
-    "deals_key": "Where the deals.csv that was read lives (S3 key or path).",
-    "accounts_key": "Where the accounts.csv that was read lives (S3 key or path).",
-    "contacts_key": "Where the contacts.csv that was read lives (S3 key or path).",
-    "deals_size": "Bytes of the deals.csv that was read.",
-    "accounts_size": "Bytes of the accounts.csv that was read.",
-    "contacts_size": "Bytes of the contacts.csv that was read.",
-    "outcome": "published, partial (an approved publish with a rejected file), refused (by the publish guard) "
-    "or failed (the run failed before it could publish: the tenant's rows were kept).",
-    "landing_version": "Fingerprint of the three files that were read (as the landing sensor's cursor keeps it).",
-    "deals_version": "ETag or SHA-256 of the deals.csv that was read (NULL if absent).",
-    "accounts_version": "ETag or SHA-256 of the accounts.csv that was read (NULL if absent).",
-    "contacts_version": "ETag or SHA-256 of the contacts.csv that was read (NULL if absent).",
-    "deals_published": "Rows published to importable_deals (NULL when not replaced).",
-    "deals_rejected": "deals.csv rows with an error.",
-    "accounts_published": "Rows published to accounts (NULL when not replaced).",
-    "contacts_published": "Rows published to importable_contacts (NULL when not replaced).",
-    "errors": "Problems with severity error.",
-    "warnings": "Problems with severity warning.",
-    "reason": "Why the publish was refused (the guard's reasons) or the run failed (its error).",
-    "approved": "True when the publish guard would have refused and an engineer approved it.",
-    "approved_by": "Who approved (the jf/approved-by run tag; jf ingest --approve sets the user).",
-    "approved_at": "When the approved publish was made.",
-}
 
 VIEWS = {
     "deals_by_stage": (
@@ -174,36 +117,27 @@ def _comment(con: duckdb.DuckDBPyConnection, target: str, text: str) -> None:
     con.execute(f"COMMENT ON {target} IS '" + text.replace("'", "''") + "'")
 
 
-def document(con: duckdb.DuckDBPyConnection) -> None:
-    """Views and `COMMENT ON` every published table, view and column."""
+def document(con: duckdb.DuckDBPyConnection, tables: dict[str, Table] = TABLES) -> None:
+    """Views and `COMMENT ON` every table, view and column (the contract's docs)."""
     for view, (doc, sql) in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {ident(view)} AS {sql}")
         _comment(con, f"VIEW {ident(view)}", doc)
-    for table, columns in ALL_TABLES.items():
-        _comment(
-            con,
-            f"TABLE {ident(table)}",
-            TABLE_DOCS.get(table, "One row per publish attempt of a tenant."),
-        )
-        for column, _ in columns:
-            doc = (
-                INGESTION_DOCS.get(column)
-                if table == INGESTIONS and column != "tenant_id"
-                else column_doc(table, column)
-            )
-            _comment(con, f"COLUMN {ident(table)}.{ident(column)}", doc)
+    for table in tables.values():
+        _comment(con, f"TABLE {ident(table.name)}", table.doc)
+        for field in table.fields:
+            _comment(con, f"COLUMN {ident(table.name)}.{ident(field.name)}", field.doc)
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_schema(con: duckdb.DuckDBPyConnection, tables: dict[str, Table] = TABLES) -> None:
     """Create missing tables and add missing columns; never drops or retypes anything."""
     existing = set(
         con.execute(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
         ).fetchall()
     )
-    tables = {t for t, _ in existing}
-    for table, columns in ALL_TABLES.items():
-        if table not in tables:
+    present = {t for t, _ in existing}
+    for table, columns in ((t.name, t.columns) for t in tables.values()):
+        if table not in present:
             body = ", ".join(f"{ident(c)} {t}" for c, t in columns)
             con.execute(f"CREATE TABLE IF NOT EXISTS {ident(table)} ({body})")
             continue
@@ -285,7 +219,7 @@ class Writer:
             for table, frame in tables.items():
                 if frame is None:
                     continue
-                columns = [c for c, _ in ALL_TABLES[table] if c != "tenant_id"]
+                columns = TABLES[table].data_names
                 names = ", ".join(ident(c) for c in columns)
                 con.execute(f"DELETE FROM {ident(table)} WHERE tenant_id = ?", [tenant])  # noqa: S608
                 # Arrow string views: polars hands its buffers over without a copy (the

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jf_pipeline.contract import FILES, WAREHOUSE_TABLES
+from jf_pipeline.contract import FILES, TABLES, WAREHOUSE_TABLES
 
 PROJECT = Path(__file__).resolve().parents[1]
 DOC = (PROJECT / "docs" / "contract.md").read_text(encoding="utf-8")
@@ -39,7 +39,7 @@ def test_file_columns_in_the_doc_match_the_code(dataset: str) -> None:
 
 @pytest.mark.parametrize("table", sorted(WAREHOUSE_TABLES))
 def test_warehouse_columns_in_the_doc_match_the_code(table: str) -> None:
-    keys, columns = WAREHOUSE_TABLES[table]
+    keys, columns = WAREHOUSE_TABLES[table].key, WAREHOUSE_TABLES[table].columns
     text = _bullet(table)
     key_text = re.match(r", key \(([^)]*)\)", text)
     if keys:
@@ -77,3 +77,45 @@ def test_readme_links_resolve_inside_the_repository() -> None:
         target = (PROJECT / link).resolve()
         assert target.is_relative_to(PROJECT), f"README links outside the repository: {link}"
         assert target.exists(), f"README links a missing file: {link}"
+
+
+def test_a_new_column_is_one_edit_that_reaches_reading_ddl_comments_and_metadata():
+    """Adding a column to a file's spec (here to a copy of deals.csv's) is the only edit:
+    the reader and cleaner take it, the published table's DDL has it with its type, DuckDB
+    comments it, and Dagster's table schema shows it with its description."""
+    import dataclasses
+
+    import duckdb
+
+    from jf_pipeline.assets import table_schema
+    from jf_pipeline.contract import DEALS, IMPORTABLE_DEALS, Column, Kind, file_table
+    from jf_pipeline.core.cleaning import clean_table
+    from jf_pipeline.core.reading import read_table
+    from jf_pipeline.warehouse import document, ensure_schema
+
+    extra = Column("close_probability", Kind.MONEY, aliases=("Probability (%)",), doc="Odds.")
+    spec = dataclasses.replace(DEALS, columns=(*DEALS.columns, extra))
+    table = file_table(
+        IMPORTABLE_DEALS.name, spec, IMPORTABLE_DEALS.doc, tuple(IMPORTABLE_DEALS.data_names)
+    )
+
+    assert table.names[-1] == "close_probability"
+    assert table.names[:-1] == IMPORTABLE_DEALS.names  # the others keep their order
+
+    header = "Name,target_close_date,owner_email,value,deal_unique_id,account_unique_id"
+    data = f'{header},Probability (%)\nX,2026-01-02,a@b.example,5,D1,A1,"12,5"\n'.encode()
+    rows = clean_table(read_table(data, spec), spec).rows
+    assert rows["close_probability"].cast(float).to_list() == [12.5]
+
+    con = duckdb.connect()
+    tables = {**TABLES, table.name: table}  # the contract with the copy in place
+    ensure_schema(con, tables)
+    document(con, tables)
+    assert con.execute(
+        "SELECT data_type, comment FROM duckdb_columns() "
+        "WHERE table_name = 'importable_deals' AND column_name = 'close_probability'"
+    ).fetchall() == [("DECIMAL(18,2)", "Odds.")]
+
+    schema = {c.name: c for c in table_schema(table).columns}
+    assert schema["close_probability"].type == "DECIMAL(18,2)"
+    assert schema["close_probability"].description == "Odds."

@@ -39,7 +39,7 @@ def published(landing_root, warehouse_path, instance):
 
 def test_contract_tables_have_exactly_the_contract_columns_and_types(published):
     con = duckdb.connect(published, read_only=True)
-    for table, (_, columns) in WAREHOUSE_TABLES.items():
+    for table, columns in ((t.name, t.columns) for t in WAREHOUSE_TABLES.values()):
         found = con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",

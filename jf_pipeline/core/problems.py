@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from jf_pipeline.contract import REJECTED_ROWS
+
 ERROR = "error"
 WARNING = "warning"
 
@@ -44,16 +46,11 @@ REASONS: dict[str, tuple[str, str]] = {
     "ignored_file": (WARNING, "a file named like a contract file but not exactly was ignored"),
 }
 
+_POLARS = {"VARCHAR": pl.String(), "BIGINT": pl.Int64()}
 PROBLEM_SCHEMA: dict[str, pl.DataType] = {
-    "file": pl.String(),
-    "row_number": pl.Int64(),
-    "record_id": pl.String(),
-    "severity": pl.String(),
-    "reason": pl.String(),
-    "column": pl.String(),
-    "value": pl.String(),
-    "message": pl.String(),
+    f.name: _POLARS[f.type] for f in REJECTED_ROWS.fields if f.name != "tenant_id"
 }
+"""A problem frame: rejected_rows' columns without tenant_id (contract.REJECTED_ROWS)."""
 
 
 def empty_problems() -> pl.DataFrame:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from jf_pipeline.contract import REJECTED_ROWS
+
 REPORT_CSV = "jointflows_import_report.csv"
 REPORT_SUMMARY = "jointflows_import_summary.txt"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -31,11 +33,7 @@ def import_report(
     tenant: str, rejected_rows: pl.DataFrame, outcome: str, counts: dict
 ) -> tuple[bytes, bytes]:
     """(CSV bytes, summary text bytes) for one tenant's latest run."""
-    rows = neutralise_formulas(
-        rejected_rows.select(
-            "file", "row_number", "record_id", "column", "value", "severity", "reason", "message"
-        )
-    )
+    rows = neutralise_formulas(rejected_rows.select(REJECTED_ROWS.data_names))
     errors = rejected_rows.filter(pl.col("severity") == "error").height
     verdict = {
         "published": "Your files were imported.",

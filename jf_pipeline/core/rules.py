@@ -16,7 +16,7 @@ from jf_pipeline.core.problems import concat_problems, row_problems
 
 def table_columns(table: str) -> list[str]:
     """The contract columns of a warehouse table, without `tenant_id`."""
-    return [name for name, _ in WAREHOUSE_TABLES[table][1] if name != "tenant_id"]
+    return WAREHOUSE_TABLES[table].data_names
 
 
 def importable_deals(
