@@ -71,6 +71,8 @@ _RAW_DESCRIPTIONS = {
     "the account name, URL and industry that a deal row leaves blank.",
     "contacts": "The tenant's contacts export (contacts.csv) as delivered. Optional: the "
     "people shown in each project's digital sales room.",
+    "users": "The tenant's CRM user export (users.csv) as delivered. Optional: turns deal "
+    "owners exported as user ids or names into e-mails. Never published.",
 }
 _CLEAN_DESCRIPTIONS = {
     "deals": "Deals typed and validated: close dates as dates, values as DECIMAL(18,2), owner "
@@ -78,6 +80,7 @@ _CLEAN_DESCRIPTIONS = {
     "are left out and reported.",
     "accounts": "Accounts typed and validated, one row per account id (last row wins).",
     "contacts": "Contacts typed and validated, one row per contact id (last row wins).",
+    "users": "CRM users typed and validated (id, name, e-mail), for resolving deal owners.",
 }
 
 
@@ -242,7 +245,7 @@ file_assets = [read_and_clean]
 
 _PUBLISHED = {
     "importable_deals": (
-        ["clean_deals", "clean_accounts"],
+        ["clean_deals", "clean_accounts", "clean_users"],
         "The deals Jointflows users browse and turn into customer projects: every valid deal "
         "with its account filled in (deal-row data first, then accounts.csv).",
     ),
@@ -257,7 +260,7 @@ _PUBLISHED = {
         "accounts or managers are kept and reported.",
     ),
     "rejected_rows": (
-        ["clean_deals", "clean_accounts", "clean_contacts"],
+        ["clean_deals", "clean_accounts", "clean_contacts", "clean_users"],
         "Every row that was left out and every value that was changed or doubted, with a "
         "stable reason code and a message for the customer's admin.",
     ),
@@ -323,6 +326,7 @@ def publish_tenant(
     clean_deals: CleanTable,
     clean_accounts: CleanTable,
     clean_contacts: CleanTable,
+    clean_users: CleanTable,
 ):
     """Guard, then replace the tenant's rows in every published table in one transaction."""
     tenant = context.partition_key
@@ -342,6 +346,8 @@ def publish_tenant(
             clean_accounts,
             clean_contacts,
             lambda: writer.published_account_ids(tenant),
+            users=clean_users,
+            default_owner=None,  # per-tenant settings (onboarding issue) are not built yet
         )
         new_deals = None if result.importable_deals is None else result.importable_deals.height
         guard = publish_guard(
@@ -362,7 +368,13 @@ def publish_tenant(
                 "started_at": started_at,
                 "finished_at": datetime.now(UTC),
                 "outcome": outcome,
-                "landing_version": file_versions({f"{d}.csv": f for d, f in sources.items() if f}),
+                "landing_version": file_versions(
+                    {
+                        f"{d}.csv": f
+                        for d, f in {**sources, "users": clean_users.source}.items()
+                        if f
+                    }
+                ),
                 **{f"{d}_version": v for d, v in versions.items()},
                 **{f"{d}_key": f.key if f else None for d, f in sources.items()},
                 **{f"{d}_size": f.size if f else None for d, f in sources.items()},

@@ -16,6 +16,7 @@ import pytest
 from dagster import build_sensor_context
 
 from jf_pipeline import sensors
+from jf_pipeline.contract import FILE_NAMES
 from jf_pipeline.definitions import defs
 from jf_pipeline.resources import LocalLandingStore
 from jf_pipeline.sensors import landing_sensor
@@ -216,6 +217,6 @@ def test_cursor_stays_one_short_entry_per_tenant(ticker, landing_root):
     ticker.tick()
     entries = json.loads(ticker.cursor)
     assert len(entries) == 204
-    # "accounts.contacts.deals" fingerprints, 8 hex chars or "-" each: never a key history.
-    assert all(isinstance(v, str) and len(v) <= 26 for v in entries.values())
+    # "accounts.contacts.deals.users" fingerprints, 8 hex chars or "-" each: never a key history.
+    assert all(isinstance(v, str) and len(v) <= 9 * len(FILE_NAMES) - 1 for v in entries.values())
     assert len(ticker.cursor) < 60 * len(entries)
