@@ -107,13 +107,13 @@ DEALS = FileSpec(
     dataset="deals",
     key="deal_unique_id",
     columns=(
-        Column("Name", T, True, aliases=("Deal Name", "Opportunity Name", "Deal - Title", "Topic", "Deal_Name"), output="name"),
+        Column("Name", T, True, aliases=("Deal Name", "Opportunity Name", "Deal - Title", "Topic", "Deal_Name", "Potential Name"), output="name"),
         Column("target_close_date", DATE, True, aliases=("Close Date", "CloseDate", "Expected Close Date", "Deal - Expected close date", "Est. Close Date", "Estimated Close Date", "estimatedclosedate", "Closing Date", "Closing_Date")),
         Column("owner_email", EMAIL, True, aliases=("Owner Email", "Owner.Email", "Deal Owner Email", "Opportunity Owner Email", "Opportunity Owner: Email", "Deal - Owner email", "DealOwner_Email", "Owner_Email"),
                fallback_aliases=("OwnerId", "Owner.Id", "Opportunity Owner ID", "Deal Owner ID", "Deal Owner.id", "DealOwner_Id", "Owner_Id", "_ownerid_value", "HubSpot Owner ID", "Deal - Owner ID",
                                  "Owner.Name", "Owner Name", "Deal Owner", "Opportunity Owner", "Deal - Owner", "Owner", "DealOwner_Name", "Assigned To")),
         Column("value", MONEY, True, aliases=("Amount", "Deal Value", "Deal Amount", "Opportunity Amount", "Deal - Value", "Est. Revenue", "Estimated Revenue", "estimatedvalue")),
-        Column("deal_unique_id", ID, True, aliases=("Id", "Record ID", "Deal ID", "Opportunity ID", "Deal - ID", "(Do Not Modify) Opportunity", "opportunityid")),
+        Column("deal_unique_id", ID, True, aliases=("Id", "Record ID", "Deal ID", "Opportunity ID", "Deal - ID", "(Do Not Modify) Opportunity", "opportunityid", "Potential ID")),
         Column("account_unique_id", ID, True, aliases=("Account ID", "Account.Id", "Company ID", "Associated Company ID", "Associated Company IDs (Primary)", "Associated Company IDs", "Organization ID", "Deal - Organization ID", "Organization - ID", "_customerid_value", "_parentaccountid_value", "Account Name.id", "AccountName_Id", "Account_Name_Id")),
         Column("deal_stage", T, aliases=("Deal Stage", "Stage", "StageName", "Deal - Stage", "Sales Stage", "stepname")),
         Column("pipeline_id", T, aliases=("Pipeline", "Pipeline ID", "Deal - Pipeline")),
@@ -144,13 +144,13 @@ CONTACTS = FileSpec(
     columns=(
         Column("first_name", T, True, aliases=("First Name", "FirstName", "Person - First name")),
         Column("last_name", T, True, aliases=("Last Name", "LastName", "Person - Last name")),
-        Column("email_address", EMAIL, True, aliases=("Email", "E-mail", "Email Address", "Person - Email", "emailaddress1")),
+        Column("email_address", EMAIL, True, aliases=("Email", "E-mail", "Email Address", "Person - Email", "Person - Email - Work", "emailaddress1")),
         Column("account_unique_id", ID, True, aliases=("Account ID", "AccountId", "Account.Id", "Company ID", "Associated Company ID", "Associated Company IDs (Primary)", "Associated Company IDs", "Organization ID", "Person - Organization ID", "_parentcustomerid_value", "Account Name.id", "AccountName_Id", "Account_Name_Id")),
         Column("contact_unique_id", ID, True, aliases=("Id", "Contact ID", "Record ID", "Person - ID", "Person ID", "(Do Not Modify) Contact", "contactid")),
         Column("role", T, aliases=("Title", "Job Title", "Person - Job title")),
-        Column("phone_number", T, aliases=("Phone", "Phone Number", "Business Phone", "Person - Phone", "telephone1")),
+        Column("phone_number", T, aliases=("Phone", "Phone Number", "Business Phone", "Person - Phone", "Person - Phone - Work", "telephone1")),
         Column("linkedin_url", URL, aliases=("LinkedIn", "LinkedIn URL", "LinkedIn Profile")),
-        Column("reports_to_id", ID, aliases=("Reports To ID", "ReportsToId", "Manager ID", "Reporting To.id", "_parentcontactid_value")),
+        Column("reports_to_id", ID, aliases=("Reports To ID", "ReportsToId", "Manager ID", "Reporting To.id", "_parentcontactid_value", "reportsto")),
     ),
 )
 

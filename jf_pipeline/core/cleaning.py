@@ -192,6 +192,8 @@ def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
                     reason="missing_value",
                     message=f"{column.name} is required but blank",
                     column=column.name,
+                    # A placeholder (`N/A`, `\\N`) means no value: never shown as text.
+                    value=pl.lit(None, pl.String),
                     record_id=spec.key,
                 )
             )
@@ -215,6 +217,7 @@ def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
                         reason="missing_optional_value",
                         message=f"{column.name} is blank",
                         column=column.name,
+                        value=pl.lit(None, pl.String),
                         record_id=spec.key,
                     )
                 )

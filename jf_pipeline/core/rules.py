@@ -77,13 +77,13 @@ def resolve_owners(
     for how, on in (("id", OWNER_REF), ("id15", "_ref15"), ("name", "_name")):
         part = lookup.filter(pl.col("how") == how).select(
             pl.col("key").alias(on),
-            pl.col("email").alias(f"_{how}"),
-            pl.col("matches").alias(f"_{how}_n"),
+            pl.col("email").alias(f"_by_{how}"),
+            pl.col("matches").alias(f"_by_{how}_n"),
         )
         found = found.join(part, on=on, how="left", maintain_order="left")
-    unique_name = pl.when(pl.col("_name_n") == 1).then(pl.col("_name"))
+    unique_name = pl.when(pl.col("_by_name_n") == 1).then(pl.col("_by_name"))
     found = found.with_columns(
-        pl.coalesce("_direct", "_id", "_id15", unique_name).alias("_resolved")
+        pl.coalesce("_direct", "_by_id", "_by_id15", unique_name).alias("_resolved")
     ).with_columns(
         pl.coalesce(pl.col(OWNER), "_resolved").alias(OWNER),
     )
@@ -123,7 +123,7 @@ def resolve_owners(
                     "e-mail, to users.csv and upload again",
                     pl.col("deal_unique_id"),
                     ref,
-                    pl.when(pl.col("_name_n") > 1)
+                    pl.when(pl.col("_by_name_n") > 1)
                     .then(pl.lit(" as one user: several users have that name"))
                     .otherwise(pl.lit(" by id, name or e-mail")),
                     pl.lit(owner_source),
