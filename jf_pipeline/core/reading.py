@@ -703,8 +703,9 @@ def _candidates(
         for _, p in sorted(scored, reverse=True)[:2]:
             present = values[p]
             if present.len():
-                example = present[0] if len(present[0]) <= 12 else present[0][:10] + "…"
-                what = f"holds {present.n_unique():,} unique values like {example!r}"
+                example = present[0] if len(present[0]) <= 12 else present[0][:10] + "\u2026"
+                distinct = missing_to_null_series(body[f"c{p}"]).drop_nulls().n_unique()
+                what = f"holds {distinct:,} unique values like {example!r}"
             else:
                 what = "is empty"
             hints.append(f"{headers[p].strip()[:60]!r} {what}: is it {name}?")
