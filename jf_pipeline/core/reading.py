@@ -691,11 +691,15 @@ def _candidates(
     sample = body.head(CANDIDATE_SAMPLE)
     values = {p: missing_to_null_series(sample[f"c{p}"]).drop_nulls() for p in unmatched}
     hints = []
+    shapes: dict[tuple[int, Kind, bool], float] = {}  # each column judged once per kind
     for name in missing:
         column = spec.column(name)
+        key = name == spec.key
         scored = []
         for p in unmatched:
-            shape = _shape_fit(values[p], column, key=name == spec.key)
+            if (p, column.kind, key) not in shapes:
+                shapes[p, column.kind, key] = _shape_fit(values[p], column, key=key)
+            shape = shapes[p, column.kind, key]
             label = _name_fit(headers[p], column)
             typed = column.kind is not Kind.TEXT
             if (typed and shape >= 0.8) or label >= 0.75 or (not typed and shape and label >= 0.5):
