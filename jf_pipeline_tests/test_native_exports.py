@@ -414,3 +414,12 @@ def test_a_cursor_from_before_users_csv_counts_every_file_as_changed():
     upgrade treats the drop as new instead of failing."""
     now = ".".join(["aaaaaaaa"] * len(FILE_NAMES))
     assert changed_files("aaaaaaaa.bbbbbbbb.cccccccc", now) == sorted(FILE_NAMES)
+
+
+def test_a_file_with_no_contract_column_and_a_bad_byte_is_rejected_not_raised():
+    """Found by fuzzing: a rejected file is now still read, so a stray byte with no contract
+    column to judge must not break the reading."""
+    table = read_table(b"\x80\xc2\x80", DEALS)
+    assert table.rejected
+    assert "missing_columns" in table.problems["reason"].to_list()
+    assert clean_table(table, DEALS).rows.height == 0

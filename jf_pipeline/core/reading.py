@@ -558,7 +558,7 @@ def read_table(data: bytes, spec: FileSpec) -> ReadTable:
             )
         )
         body = body.filter(~pl.col("row_number").is_in(oversized["row_number"].implode()))
-    if parsed.replaced:
+    if parsed.replaced and mapping:  # no contract column: nothing to garble
         problems.append(_garbled_rows(body, file, headers, sorted(mapping), encoding))
         body = body.filter(
             ~pl.any_horizontal(
