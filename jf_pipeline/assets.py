@@ -75,6 +75,8 @@ _RAW_DESCRIPTIONS = {
     "the account name, URL and industry that a deal row leaves blank.",
     "contacts": "The tenant's contacts export (contacts.csv) as delivered. Optional: the "
     "people shown in each project's digital sales room.",
+    "users": "The tenant's CRM user export (users.csv) as delivered. Optional: turns deal "
+    "owners exported as user ids or names into e-mails. Never published.",
 }
 _CLEAN_DESCRIPTIONS = {
     "deals": "Deals typed and validated: close dates as dates, values as DECIMAL(18,2), owner "
@@ -82,6 +84,7 @@ _CLEAN_DESCRIPTIONS = {
     "are left out and reported.",
     "accounts": "Accounts typed and validated, one row per account id (last row wins).",
     "contacts": "Contacts typed and validated, one row per contact id (last row wins).",
+    "users": "CRM users typed and validated (id, name, e-mail), for resolving deal owners.",
 }
 
 
@@ -292,7 +295,7 @@ file_assets = [read_and_clean]
 
 _PUBLISHED = {
     "importable_deals": (
-        [clean_name("deals"), clean_name("accounts")],
+        [clean_name("deals"), clean_name("accounts"), clean_name("users")],
         "The deals Jointflows users browse and turn into customer projects: every valid deal "
         "with its account filled in (deal-row data first, then accounts.csv).",
     ),
@@ -307,7 +310,7 @@ _PUBLISHED = {
         "accounts or managers are kept and reported.",
     ),
     "rejected_rows": (
-        [clean_name("deals"), clean_name("accounts"), clean_name("contacts")],
+        [clean_name(d) for d in FILES],
         "Every row that was left out and every value that was changed or doubted, with a "
         "stable reason code and a message for the customer's admin.",
     ),
@@ -367,24 +370,19 @@ def publish_tenant(
     clean_deals,
     clean_accounts,
     clean_contacts,
+    clean_users,
 ):
     """Guard, then replace the tenant's rows in every published table in one transaction.
 
     The inputs are CleanFiles (untyped here so that clean tables an earlier version stored
     still load; `CleanFile.of` converts them)."""
     tenant = context.partition_key
-    files = {
-        d: CleanFile.of(v)
-        for d, v in (
-            ("deals", clean_deals),
-            ("accounts", clean_accounts),
-            ("contacts", clean_contacts),
-        )
-    }
+    inputs = (clean_deals, clean_accounts, clean_contacts, clean_users)
+    files = {d: CleanFile.of(v) for d, v in zip(FILES, inputs, strict=True)}
     with warehouse.writer() as writer:
         plan = plan_publish(
             tenant,
-            *(f.table for f in files.values()),
+            {d: f.table for d, f in files.items()},
             sources={d: f.source for d, f in files.items()},
             state=writer.published_state(tenant),
             policy=_policy(context.run.tags, warehouse),

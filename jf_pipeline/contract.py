@@ -41,6 +41,9 @@ class Column:
     or invalid value is an error (defaults to `required`). `aliases`: other CRMs' export
     labels meaning exactly the same thing, matched ignoring case, spaces and punctuation.
     `output`: the warehouse column name, when it differs from the file's.
+    `fallback_aliases`: labels of a column that may hold the field *by reference* (an owner's
+    user id or name instead of the e-mail), ranked below `aliases` in this order; the values
+    decide how they are read (see `core.rules.resolve_owners`).
     """
 
     name: str
@@ -51,6 +54,7 @@ class Column:
     output: str | None = None
     doc: str = ""
     """What the published column means (COMMENT ON, the Dagster UI); COLUMN_DOCS otherwise."""
+    fallback_aliases: tuple[str, ...] = ()
 
     @property
     def out(self) -> str:
@@ -63,7 +67,7 @@ class Column:
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One of the three files a tenant drops, and the column that identifies its rows."""
+    """One of the files a tenant drops, and the column that identifies its rows."""
 
     dataset: str
     key: str
@@ -88,26 +92,38 @@ class FileSpec:
 T, ID, DATE, MONEY, EMAIL, URL = Kind.TEXT, Kind.ID, Kind.DATE, Kind.MONEY, Kind.EMAIL, Kind.URL
 
 # fmt: off
-# One line a column: name as in the contract, kind, required, aliases (other CRMs' export
-# labels with exactly the same meaning: Salesforce, HubSpot, Pipedrive, Dynamics).
-# Never alias an owner's *name* to owner_email.
+# One line a column: name as in the contract, kind, required, aliases: other CRMs' export
+# labels with exactly the same meaning, in their documented export shapes:
+# - Salesforce API names (Data Export, Data Loader, Workbench; any letter case): `Id` is the
+#   file's own id; relationship columns such as `Owner.Email`, `Account.Name`;
+# - Salesforce report labels (`Opportunity ID`, `Close Date`, `Opportunity Owner: Email`);
+# - HubSpot property labels (`Record ID`, `Deal Name`, `Associated Company IDs (Primary)`);
+# - Pipedrive's entity-prefixed labels (`Deal - Title`, `Organization - Name`);
+# - Dynamics 365 / Dataverse: Export to Excel labels (`(Do Not Modify) Opportunity`, `Topic`)
+#   and logical names (`opportunityid`, `_customerid_value`, `emailaddress1`);
+# - Zoho CRM export labels (`Record Id`, `Closing Date`, lookup ids as `Account Name.id`).
+# Headers match ignoring case, spaces and punctuation, so `ACCOUNTID`, `AccountId` and
+# `Account ID` are one label. An owner's id or name is never an alias of owner_email: those
+# columns are `fallback_aliases`, read by their values and resolved through users.csv.
 DEALS = FileSpec(
     dataset="deals",
     key="deal_unique_id",
     columns=(
-        Column("Name", T, True, aliases=("Deal Name", "Opportunity Name", "Deal - Title", "Topic"), output="name"),
-        Column("target_close_date", DATE, True, aliases=("Close Date", "CloseDate", "Expected Close Date", "Deal - Expected close date", "Est. Close Date", "Estimated Close Date")),
-        Column("owner_email", EMAIL, True, aliases=("Owner Email", "Deal Owner Email", "Opportunity Owner Email", "Opportunity Owner: Email", "Deal - Owner email")),
-        Column("value", MONEY, True, aliases=("Amount", "Deal Value", "Deal Amount", "Opportunity Amount", "Deal - Value", "Est. Revenue", "Estimated Revenue")),
-        Column("deal_unique_id", ID, True, aliases=("Record ID", "Deal ID", "Opportunity ID", "Deal - ID", "(Do Not Modify) Opportunity")),
-        Column("account_unique_id", ID, True, aliases=("Account ID", "Company ID", "Associated Company ID", "Organization ID", "Deal - Organization ID")),
-        Column("deal_stage", T, aliases=("Deal Stage", "Stage", "StageName", "Deal - Stage", "Sales Stage")),
+        Column("Name", T, True, aliases=("Deal Name", "Opportunity Name", "Deal - Title", "Topic", "Deal_Name", "Potential Name"), output="name"),
+        Column("target_close_date", DATE, True, aliases=("Close Date", "CloseDate", "Expected Close Date", "Deal - Expected close date", "Est. Close Date", "Estimated Close Date", "estimatedclosedate", "Closing Date", "Closing_Date")),
+        Column("owner_email", EMAIL, True, aliases=("Owner Email", "Owner.Email", "Deal Owner Email", "Opportunity Owner Email", "Opportunity Owner: Email", "Deal - Owner email", "DealOwner_Email", "Owner_Email"),
+               fallback_aliases=("OwnerId", "Owner.Id", "Opportunity Owner ID", "Deal Owner ID", "Deal Owner.id", "DealOwner_Id", "Owner_Id", "_ownerid_value", "HubSpot Owner ID", "Deal - Owner ID",
+                                 "Owner.Name", "Owner Name", "Deal Owner", "Opportunity Owner", "Deal - Owner", "Owner", "DealOwner_Name", "Assigned To")),
+        Column("value", MONEY, True, aliases=("Amount", "Deal Value", "Deal Amount", "Opportunity Amount", "Deal - Value", "Est. Revenue", "Estimated Revenue", "estimatedvalue")),
+        Column("deal_unique_id", ID, True, aliases=("Id", "Record ID", "Deal ID", "Opportunity ID", "Deal - ID", "(Do Not Modify) Opportunity", "opportunityid", "Potential ID")),
+        Column("account_unique_id", ID, True, aliases=("Account ID", "Account.Id", "Company ID", "Associated Company ID", "Associated Company IDs (Primary)", "Associated Company IDs", "Organization ID", "Deal - Organization ID", "Organization - ID", "_customerid_value", "_parentaccountid_value", "Account Name.id", "AccountName_Id", "Account_Name_Id")),
+        Column("deal_stage", T, aliases=("Deal Stage", "Stage", "StageName", "Deal - Stage", "Sales Stage", "stepname")),
         Column("pipeline_id", T, aliases=("Pipeline", "Pipeline ID", "Deal - Pipeline")),
         Column("project_type", T, aliases=("Project Type",)),
-        Column("description", T, aliases=("Deal Description", "Opportunity Description")),
-        Column("account_name", T, aliases=("Account Name", "Company Name", "Associated Company", "Deal - Organization", "Potential Customer")),
-        Column("account_url", URL, aliases=("Account Website", "Company Website", "Website", "Company Domain Name")),
-        Column("account_industry", T, aliases=("Account Industry", "Industry", "Company Industry")),
+        Column("description", T, aliases=("Deal Description", "Opportunity Description", "Description")),
+        Column("account_name", T, aliases=("Account Name", "Account.Name", "Company Name", "Associated Company", "Deal - Organization", "Organization - Name", "Potential Customer", "AccountName_Name")),
+        Column("account_url", URL, aliases=("Account Website", "Account.Website", "Company Website", "Website", "Company Domain Name", "Organization - Website")),
+        Column("account_industry", T, aliases=("Account Industry", "Account.Industry", "Industry", "Company Industry", "Organization - Industry")),
     ),
 )
 
@@ -118,7 +134,7 @@ ACCOUNTS = FileSpec(
         # Deals can supply an account's name and URL inline, so a blank one here is a
         # warning, not a rejected row.
         Column("name", T, True, value_required=False, aliases=("Account Name", "Company Name", "Organization - Name", "Organization Name")),
-        Column("unique_id", ID, True, aliases=("Account ID", "Company ID", "Record ID", "Organization - ID", "Organization ID"), output="account_unique_id"),
+        Column("unique_id", ID, True, aliases=("Id", "Account ID", "Company ID", "Record ID", "Organization - ID", "Organization ID", "(Do Not Modify) Account"), output="account_unique_id"),
         Column("url", URL, True, value_required=False, aliases=("Website", "Website URL", "Company Domain Name", "Domain", "Organization - Website")),
         Column("industry", T, aliases=("Industry", "Organization - Industry")),
     ),
@@ -130,19 +146,38 @@ CONTACTS = FileSpec(
     columns=(
         Column("first_name", T, True, aliases=("First Name", "FirstName", "Person - First name")),
         Column("last_name", T, True, aliases=("Last Name", "LastName", "Person - Last name")),
-        Column("email_address", EMAIL, True, aliases=("Email", "E-mail", "Email Address", "Person - Email")),
-        Column("account_unique_id", ID, True, aliases=("Account ID", "Company ID", "Associated Company ID", "Organization ID", "Person - Organization ID")),
-        Column("contact_unique_id", ID, True, aliases=("Contact ID", "Record ID", "Person - ID", "Person ID")),
+        Column("email_address", EMAIL, True, aliases=("Email", "E-mail", "Email Address", "Person - Email", "Person - Email - Work", "emailaddress1")),
+        Column("account_unique_id", ID, True, aliases=("Account ID", "AccountId", "Account.Id", "Company ID", "Associated Company ID", "Associated Company IDs (Primary)", "Associated Company IDs", "Organization ID", "Person - Organization ID", "_parentcustomerid_value", "Account Name.id", "AccountName_Id", "Account_Name_Id")),
+        Column("contact_unique_id", ID, True, aliases=("Id", "Contact ID", "Record ID", "Person - ID", "Person ID", "(Do Not Modify) Contact", "contactid")),
         Column("role", T, aliases=("Title", "Job Title", "Person - Job title")),
-        Column("phone_number", T, aliases=("Phone", "Phone Number", "Business Phone", "Person - Phone")),
+        Column("phone_number", T, aliases=("Phone", "Phone Number", "Business Phone", "Person - Phone", "Person - Phone - Work", "telephone1")),
         Column("linkedin_url", URL, aliases=("LinkedIn", "LinkedIn URL", "LinkedIn Profile")),
-        Column("reports_to_id", ID, aliases=("Reports To ID", "ReportsToId", "Manager ID")),
+        Column("reports_to_id", ID, aliases=("Reports To ID", "ReportsToId", "Manager ID", "Reporting To.id", "_parentcontactid_value", "reportsto")),
+    ),
+)
+
+USERS = FileSpec(
+    dataset="users",
+    key="user_id",
+    columns=(
+        # The CRM's user export (Salesforce `User`: Id, Name, FirstName, LastName, Email):
+        # turns deal owners given as user ids or names into e-mails. Never published.
+        Column("email", EMAIL, True, aliases=("Email", "E-mail", "Email Address", "User Email", "internalemailaddress", "Person - Email")),
+        Column("user_id", ID, aliases=("Id", "User ID", "Owner ID", "Record ID", "systemuserid")),
+        Column("name", T, aliases=("Full Name", "User", "Display Name", "fullname", "Owner Name")),
+        Column("first_name", T, aliases=("First Name", "FirstName", "firstname")),
+        Column("last_name", T, aliases=("Last Name", "LastName", "lastname")),
     ),
 )
 # fmt: on
 
-FILES: dict[str, FileSpec] = {spec.dataset: spec for spec in (DEALS, ACCOUNTS, CONTACTS)}
+FILES: dict[str, FileSpec] = {spec.dataset: spec for spec in (DEALS, ACCOUNTS, CONTACTS, USERS)}
 FILE_NAMES: dict[str, FileSpec] = {spec.file_name: spec for spec in FILES.values()}
+
+OWNER = "owner_email"
+"""The deals column that may hold owners by reference (user ids or names)."""
+OWNER_REF = "owner_ref"
+"""The clean deals frame's extra column: the owner as written, when it is not an e-mail."""
 
 ACCOUNT_FIELDS = {"name": "account_name", "url": "account_url", "industry": "account_industry"}
 """accounts.csv column -> the deal column it fills when the deal row leaves it blank."""
@@ -282,7 +317,7 @@ REJECTED_ROWS = Table(
     ),
 )
 
-INGESTED_FILES = ("deals", "accounts", "contacts")
+INGESTED_FILES = ("deals", "accounts", "contacts", "users")
 """The files whose key, version and size every ingestion records."""
 _PER_FILE = (
     ("version", "VARCHAR", "ETag or SHA-256 of the {file} that was read (NULL if absent)."),

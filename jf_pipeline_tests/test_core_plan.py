@@ -55,7 +55,7 @@ def _state(deals: int = 0, accounts: int = 0, contacts: int = 0) -> PublishedSta
 
 def test_a_good_drop_plans_every_table_and_a_published_ingestion_row():
     tables, sources = _acme()
-    plan = plan_publish("acme", *tables.values(), sources, _state(), PublishPolicy(), RUN)
+    plan = plan_publish("acme", tables, sources, _state(), PublishPolicy(), RUN)
     assert plan.outcome == "published" and plan.guard.passed
     assert {name: frame.height for name, frame in plan.tables.items()} == {
         "importable_deals": 30,
@@ -74,7 +74,7 @@ def test_a_good_drop_plans_every_table_and_a_published_ingestion_row():
 
 def test_a_fall_below_the_baseline_is_refused_and_only_rejected_rows_are_written():
     tables, sources = _acme()
-    plan = plan_publish("acme", *tables.values(), sources, _state(deals=100), PublishPolicy(), RUN)
+    plan = plan_publish("acme", tables, sources, _state(deals=100), PublishPolicy(), RUN)
     assert plan.outcome == "refused" and not plan.guard.passed
     assert list(plan.tables) == ["rejected_rows"]
     assert plan.ingestion["deals_published"] is None  # nothing replaced
@@ -87,7 +87,7 @@ def test_a_fall_below_the_baseline_is_refused_and_only_rejected_rows_are_written
 def test_an_approved_fall_is_published_and_records_who_approved():
     tables, sources = _acme()
     policy = PublishPolicy(approved=True, approved_by="ana")
-    plan = plan_publish("acme", *tables.values(), sources, _state(deals=100), policy, RUN)
+    plan = plan_publish("acme", tables, sources, _state(deals=100), policy, RUN)
     assert plan.outcome == "published" and plan.guard.approved
     assert (
         plan.ingestion["approved_by"] == "ana" and plan.ingestion["approved_at"] == RUN.finished_at
@@ -104,7 +104,7 @@ def test_a_rejected_deals_file_keeps_deals_and_asks_for_the_published_account_id
         return pl.Series("account_unique_id", ["ACC-001"], dtype=pl.String)
 
     state = PublishedState({"deals": 30, "accounts": 8, "contacts": 40}, published_ids)
-    plan = plan_publish("acme", *tables.values(), sources, state, PublishPolicy(), RUN)
+    plan = plan_publish("acme", tables, sources, state, PublishPolicy(), RUN)
     assert asked == [True]
     assert plan.outcome == "refused"
     assert "deals.csv was rejected as a whole" in plan.ingestion["reason"]

@@ -16,8 +16,8 @@ from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LocalLandingStore, S3LandingStore
 from jf_pipeline_tests.conftest import PROJECT
 
-RAW = ["raw_deals", "raw_accounts", "raw_contacts"]
-CLEAN = ["clean_deals", "clean_accounts", "clean_contacts"]
+RAW = ["raw_deals", "raw_accounts", "raw_contacts", "raw_users"]
+CLEAN = ["clean_deals", "clean_accounts", "clean_contacts", "clean_users"]
 PUBLISHED = ["importable_deals", "accounts", "importable_contacts", "rejected_rows"]
 
 
@@ -33,6 +33,7 @@ def test_lineage_runs_raw_to_clean_to_published():
     assert graph.get(AssetKey("importable_deals")).parent_keys == {
         AssetKey("clean_deals"),
         AssetKey("clean_accounts"),
+        AssetKey("clean_users"),  # owners given as user ids or names (issue 14)
     }
     assert AssetKey("clean_contacts") in graph.get(AssetKey("rejected_rows")).parent_keys
 

@@ -192,7 +192,14 @@ def test_two_columns_competing_for_one_field_reject_the_file_naming_both():
 
 def test_missing_required_columns_reject_the_file_naming_missing_and_found():
     table = read_table(b"Name,owner_email,color\nX,a@b.example,red\n", DEALS)
-    assert table.rejected and table.frame.height == 0
+    # Rejected as a whole; the found columns' rows are kept only to be checked (issue 14).
+    assert table.rejected and table.missing_columns == [
+        "target_close_date",
+        "value",
+        "deal_unique_id",
+        "account_unique_id",
+    ]
+    assert table.frame["Name"].to_list() == ["X"]
     problem = table.problems.row(0, named=True)
     assert problem["reason"] == "missing_columns" and problem["severity"] == "error"
     assert "target_close_date" in problem["message"] and "'color'" in problem["message"]

@@ -16,6 +16,7 @@ import pytest
 from dagster import build_sensor_context
 
 from jf_pipeline import sensors
+from jf_pipeline.contract import FILE_NAMES
 from jf_pipeline.definitions import defs
 from jf_pipeline.resources import LocalLandingStore
 from jf_pipeline.sensors import landing_sensor
@@ -171,7 +172,8 @@ def test_files_uploaded_one_after_another_inside_the_settle_window_make_one_run(
     ticker.advance(5)
     requests = ticker.tick().run_requests
     assert [r.partition_key for r in requests] == ["lateco"]
-    assert requests[0].tags["jf/changed"] == "accounts.csv,contacts.csv,deals.csv"
+    # A tenant's first drop: every contract file counts as changed (users.csv included).
+    assert requests[0].tags["jf/changed"] == ",".join(sorted(FILE_NAMES))
     ticker.advance(30)
     assert ticker.tick().run_requests == []
 
@@ -205,7 +207,8 @@ def test_a_tenant_never_cleaned_gets_every_asset_even_for_one_file(ticker, landi
     contacts = landing_root / "acme" / "contacts.csv"
     contacts.write_bytes(contacts.read_bytes() + b"Zoe,Ng,zoe@acme.example,ACC-001,C-9999,,,,\n")
     request = ticker.tick().run_requests[0]
-    assert len(request.asset_selection) == 10
+    # raw_* and clean_* of every contract file, and the 4 published tables.
+    assert len(request.asset_selection) == 2 * len(FILE_NAMES) + 4
 
 
 def test_cursor_stays_one_short_entry_per_tenant(ticker, landing_root):
@@ -216,6 +219,6 @@ def test_cursor_stays_one_short_entry_per_tenant(ticker, landing_root):
     ticker.tick()
     entries = json.loads(ticker.cursor)
     assert len(entries) == 204
-    # "accounts.contacts.deals" fingerprints, 8 hex chars or "-" each: never a key history.
-    assert all(isinstance(v, str) and len(v) <= 26 for v in entries.values())
+    # "accounts.contacts.deals.users" fingerprints, 8 hex chars or "-" each: never a key history.
+    assert all(isinstance(v, str) and len(v) <= 9 * len(FILE_NAMES) - 1 for v in entries.values())
     assert len(ticker.cursor) < 60 * len(entries)

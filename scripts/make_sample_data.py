@@ -7,7 +7,8 @@
 - initech:  a European export: UTF-8 BOM, `;`, CRLF, 31.12.2026 dates, `1.234,56 €`,
             headers in odd case, an extra column, a cp1252 accounts.csv and bad rows.
 - umbrella: an Excel "Unicode text" export with another CRM's labels: UTF-16, tabs,
-            12/31/2026 dates, `$1,234.56` and accounting negatives.
+            12/31/2026 dates, `$1,234.56` and accounting negatives; owners exported by
+            name (`Deal Owner`), turned into e-mails by the CRM's user export, users.csv.
 """
 
 from __future__ import annotations
@@ -301,7 +302,6 @@ def umbrella(rng: random.Random) -> dict[str, bytes]:
         [
             "Deal Name",
             "Close Date",
-            "Owner Email",
             "Amount",
             "Record ID",
             "Company ID",
@@ -317,22 +317,27 @@ def umbrella(rng: random.Random) -> dict[str, bytes]:
             [
                 f"Umbrella {rng.choice(['Lab', 'Vaccine', 'Security'])} {i}",
                 _close(rng).strftime("%m/%d/%Y"),
-                "albert.wesker@umbrella.example",
                 value,
                 str(9000 + i),
                 str(100 + i % 4),
                 rng.choice(STAGES),
                 "Enterprise",
-                "Albert Wesker",
+                "Albert Wesker" if i % 3 else "  albert wesker ",
             ]
         )
     accounts = [["Company Name", "Company ID", "Website", "Industry"]] + [
         [name, str(100 + i), domain, industry]
         for i, (name, domain, industry) in enumerate(COMPANIES[:4])
     ]
+    users = [
+        ["User ID", "First Name", "Last Name", "Email", "Role"],
+        ["51", "Albert", "Wesker", "Albert.Wesker@umbrella.example", "Director"],
+        ["52", "William", "Birkin", "william.birkin@umbrella.example", "Researcher"],
+    ]
     return {
         "deals.csv": _csv(deals, "\t", "\r\n").encode("utf-16"),
         "accounts.csv": _csv(accounts).encode(),
+        "users.csv": _csv(users).encode(),
     }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from jf_pipeline.contract import DUCKDB_TYPES, FileSpec, Kind
+from jf_pipeline.contract import DUCKDB_TYPES, OWNER_REF, Column, FileSpec, Kind
 from jf_pipeline.core.landing import LandingFile
 from jf_pipeline.core.problems import (
     REASONS,
@@ -24,6 +24,7 @@ from jf_pipeline.core.reading import ReadTable
 from jf_pipeline.core.values import (
     ParsedColumn,
     missing_to_null,
+    null_reference_to_null,
     parse_dates,
     parse_emails,
     parse_money,
@@ -51,13 +52,42 @@ class CleanTable:
     """The file as a whole was unusable: the tenant's published data from it must stay."""
     source: LandingFile | None = None
     """The landing file (key, version, size) these rows came from; None if it was absent."""
+    owner_source: str | None = None
+    """Set when the owner column holds user ids or names instead of e-mails: which column
+    held what ("column 'OwnerId' holds user ids such as '0051x0000…'"). The rows then carry
+    the owner as written in `owner_ref`, for `rules.resolve_owners`."""
 
 
 def clean_schema(spec: FileSpec) -> dict[str, pl.DataType]:
-    return {
+    schema = {
         "row_number": pl.Int64(),
         **{c.out: POLARS_TYPES[DUCKDB_TYPES[c.kind]] for c in spec.columns},
     }
+    if _by_reference(spec) is not None:
+        schema[OWNER_REF] = pl.String()
+    return schema
+
+
+def _by_reference(spec: FileSpec) -> Column | None:
+    """The column that may hold its field by reference (deals' owner), if the file has one."""
+    return next((c for c in spec.columns if c.fallback_aliases), None)
+
+
+def _held_by_reference(values: pl.Series) -> bool:
+    """An owner column of user ids or names, recognised by its values: most of its distinct
+    present values have no `@`."""
+    distinct = values.drop_nulls().unique()
+    if distinct.len() == 0:
+        return False
+    return float(distinct.str.contains("@", literal=True).mean() or 0.0) < 0.5
+
+
+def _describe_references(header: str, values: pl.Series) -> str:
+    distinct = values.drop_nulls().unique(maintain_order=True)
+    ids = float((distinct.str.contains(r"\d") & ~distinct.str.contains(r"\s")).mean() or 0.0)
+    what = "user ids" if ids >= 0.5 else "names"
+    example = distinct[0] if len(distinct[0]) <= 24 else distinct[0][:22] + "\u2026"
+    return f"column {header!r} holds {what}, not e-mails (e.g. {example!r})"
 
 
 def _message(column: str, reason: str) -> pl.Expr:
@@ -71,13 +101,19 @@ PARALLEL_MIN_ROWS = 50_000
 """Below this, starting threads costs more than it saves."""
 
 
-def _parse_columns(frame: pl.DataFrame, spec: FileSpec) -> list[ParsedColumn]:
+def _parse_columns(
+    frame: pl.DataFrame, spec: FileSpec, skip: set[str] = frozenset()
+) -> list[ParsedColumn]:
     """Each column through its parser. The parsers are independent and polars releases the
-    GIL, so they run on all cores at once; most of their string work is single-threaded."""
+    GIL, so they run on all cores at once; most of their string work is single-threaded.
+    Columns in `skip` (an owner held by reference) come back empty and unjudged."""
 
     def parse(column) -> ParsedColumn:
         values = frame[column.name]
         parser = PARSERS.get(column.kind)
+        if column.name in skip:
+            nulls = pl.repeat(None, len(values), dtype=pl.String, eager=True)
+            return ParsedColumn(nulls.cast(POLARS_TYPES[DUCKDB_TYPES[column.kind]]), nulls)
         if parser is None:
             return ParsedColumn(values, pl.repeat(None, len(values), dtype=pl.String, eager=True))
         return parser(values)
@@ -98,18 +134,43 @@ def _parse_cost(column) -> int:
 def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
     """Type every column, drop rows with errors, keep the last row of each duplicated id."""
     file = spec.file_name
-    if read.rejected:
-        return CleanTable(pl.DataFrame(schema=clean_schema(spec)), read.problems, rejected=True)
+    empty = pl.DataFrame(schema=clean_schema(spec))
+    if read.rejected and read.frame.height == 0:
+        return CleanTable(empty, read.problems, rejected=True)
+    # A file rejected for its header still has its found columns checked (one round trip):
+    # their row problems are reported, and no row is published.
+    found = [c for c in spec.columns if c.name not in read.missing_columns]
+
+    def cleaned(c: Column) -> pl.Expr:
+        expr = missing_to_null(pl.col(c.name))
+        return null_reference_to_null(expr) if c.kind is Kind.ID else expr
 
     frame = read.frame.select(
         "row_number",
         *[pl.col(c.name).alias(f"_raw_{c.name}") for c in spec.columns],
-        *[missing_to_null(pl.col(c.name)).alias(c.name) for c in spec.columns],
+        *[cleaned(c).alias(c.name) for c in spec.columns],
     )
     problems = [read.problems]
     error_flags: list[pl.Series] = []
     typed: dict[str, pl.Series] = {}
-    for column, parsed in zip(spec.columns, _parse_columns(frame, spec), strict=True):
+    owner_source = None
+    by_reference = _by_reference(spec)
+    if by_reference is not None and by_reference in found:
+        refs = null_reference_to_null(pl.col(by_reference.name))
+        frame = frame.with_columns(refs.alias(by_reference.name))
+        if _held_by_reference(frame[by_reference.name]):
+            header = next(
+                (h for h, n in read.header_mapping.items() if n == by_reference.name),
+                by_reference.name,
+            )
+            owner_source = _describe_references(header, frame[by_reference.name])
+    parsed_columns = _parse_columns(
+        frame, spec, skip={by_reference.name} if owner_source else set()
+    )
+    for column, parsed in zip(spec.columns, parsed_columns, strict=True):
+        if column not in found:
+            typed[column.out] = parsed.values.alias(column.out)
+            continue
         values = frame[column.name]
         typed[column.out] = parsed.values.alias(column.out)
         for reason, message in parsed.notes:
@@ -131,6 +192,8 @@ def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
                     reason="missing_value",
                     message=f"{column.name} is required but blank",
                     column=column.name,
+                    # A placeholder (`N/A`, `\\N`) means no value: never shown as text.
+                    value=pl.lit(None, pl.String),
                     record_id=spec.key,
                 )
             )
@@ -154,6 +217,7 @@ def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
                         reason="missing_optional_value",
                         message=f"{column.name} is blank",
                         column=column.name,
+                        value=pl.lit(None, pl.String),
                         record_id=spec.key,
                     )
                 )
@@ -174,6 +238,13 @@ def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
             )
 
     rows = pl.DataFrame([frame["row_number"], *typed.values()])
+    if by_reference is not None:
+        refs = (
+            frame[by_reference.name]
+            if owner_source
+            else pl.repeat(None, frame.height, dtype=pl.String, eager=True)
+        )
+        rows = rows.with_columns(refs.alias(OWNER_REF))
     has_error = pl.select(pl.any_horizontal(error_flags)).to_series() if error_flags else None
     key = spec.column(spec.key).out
     # Duplicates: the last occurrence of an id wins, whether or not it is valid.
@@ -205,7 +276,8 @@ def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
     if has_error is not None:
         keep = keep & ~has_error
     return CleanTable(
-        rows=rows.filter(keep).cast(clean_schema(spec)),
+        rows=empty if read.rejected else rows.filter(keep).cast(clean_schema(spec)),
         problems=concat_problems(problems),
-        rejected=False,
+        rejected=read.rejected,
+        owner_source=owner_source,
     )

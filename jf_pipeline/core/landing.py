@@ -161,8 +161,8 @@ def ignored_file_problems(file_name: str, ignored: Iterable[str]) -> pl.DataFram
 def changed_files(before: str | None, after: str) -> list[str]:
     """Contract file names whose fingerprint differs (all of them for a first drop)."""
     names = sorted(FILE_NAMES)
-    if before is None:
-        return names
+    if before is None or len(before.split(".")) != len(names):
+        return names  # a first drop, or a fingerprint from before a contract file was added
     return [n for n, a, b in zip(names, before.split("."), after.split("."), strict=True) if a != b]
 
 

@@ -40,6 +40,8 @@ class PublishPolicy:
     approved: bool = False
     """An engineer approved this run's publish even if the guard would refuse it."""
     approved_by: str | None = None
+    default_owner: str | None = None
+    """The tenant's default owner e-mail for owners users.csv cannot resolve (None: errors)."""
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,7 @@ class PublishPlan:
 
 def plan_publish(
     tenant: str,
-    deals: CleanTable,
-    accounts: CleanTable,
-    contacts: CleanTable,
+    clean: dict[str, CleanTable],
     sources: dict[str, LandingFile | None],
     state: PublishedState,
     policy: PublishPolicy,
@@ -75,11 +75,19 @@ def plan_publish(
 ) -> PublishPlan:
     """Apply the cross-file rules and the publish guard; say what to write.
 
-    `sources` maps each dataset (`deals`, ...) to the landing file its clean table came from
-    (None when absent). A refused publish still replaces `rejected_rows`, so the customer's
-    admin sees why; every other table keeps its published rows.
+    `clean` maps each file's dataset (`deals`, `accounts`, `contacts`, optionally `users`)
+    to its clean table, `sources` to the landing file it came from (None when absent). A
+    refused publish still replaces `rejected_rows`, so the customer's admin sees why; every
+    other table keeps its published rows.
     """
-    result = publication(deals, accounts, contacts, state.account_ids)
+    result = publication(
+        clean["deals"],
+        clean["accounts"],
+        clean["contacts"],
+        state.account_ids,
+        users=clean.get("users"),
+        default_owner=policy.default_owner,
+    )
     frames = {
         "deals": result.importable_deals,
         "accounts": result.accounts,

@@ -33,6 +33,12 @@ REASONS: dict[str, tuple[str, str]] = {
     "invalid_number": (ERROR, "the value is not a number"),
     "invalid_email": (ERROR, "the value is not a valid e-mail address"),
     "no_account_name": (ERROR, "neither the deal row nor accounts.csv names the account"),
+    "owner_not_an_email": (
+        ERROR,
+        "the owner column holds user ids or names and there is no users.csv to resolve them",
+    ),
+    "unknown_owner": (ERROR, "the deal's owner (a user id or name) is not in users.csv"),
+    "owner_defaulted": (WARNING, "the owner could not be resolved: the default owner was used"),
     "invalid_optional_value": (WARNING, "an optional value was invalid and left blank"),
     "missing_optional_value": (WARNING, "a recommended value is blank"),
     "ambiguous_date_format": (WARNING, "no value tells day-first from month-first"),

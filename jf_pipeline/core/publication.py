@@ -13,7 +13,12 @@ import polars as pl
 
 from jf_pipeline.core.cleaning import CleanTable
 from jf_pipeline.core.problems import ERROR, concat_problems, count_by_severity
-from jf_pipeline.core.rules import checked_contacts, importable_deals, merged_accounts
+from jf_pipeline.core.rules import (
+    checked_contacts,
+    importable_deals,
+    merged_accounts,
+    resolve_owners,
+)
 
 
 @dataclass
@@ -62,13 +67,37 @@ def publication(
     accounts: CleanTable,
     contacts: CleanTable,
     published_account_ids: Callable[[], pl.Series],
+    users: CleanTable | None = None,
+    default_owner: str | None = None,
 ) -> Publication:
     """Apply the cross-file rules. `published_account_ids` is asked only when a rejected
-    deals or accounts file means the accounts already in the warehouse stay the reference."""
+    deals or accounts file means the accounts already in the warehouse stay the reference.
+    `users` (users.csv, optional) turns owners given as user ids or names into e-mails;
+    `default_owner` is the tenant's default owner e-mail for the owners it cannot resolve
+    (None: those deals are errors)."""
     problems = [deals.problems, accounts.problems, contacts.problems]
+    if users is not None:
+        problems.append(users.problems)
     deal_rows = account_rows = None
     if not (deals.rejected or accounts.rejected):
-        deal_rows, join_problems = importable_deals(deals.rows, accounts.rows)
+        user_rows = (
+            users.rows
+            if users is not None
+            else pl.DataFrame(
+                schema={
+                    "email": pl.String,
+                    "user_id": pl.String,
+                    "name": pl.String,
+                    "first_name": pl.String,
+                    "last_name": pl.String,
+                }
+            )
+        )
+        owned, owner_problems = resolve_owners(
+            deals.rows, user_rows, deals.owner_source, default_owner
+        )
+        problems.append(owner_problems)
+        deal_rows, join_problems = importable_deals(owned, accounts.rows)
         account_rows = merged_accounts(deal_rows, accounts.rows)
         problems.append(join_problems)
         known = account_rows["account_unique_id"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import io
 import re
 from collections import Counter
@@ -17,8 +18,15 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from jf_pipeline.contract import FileSpec
+from jf_pipeline.contract import Column, FileSpec, Kind
 from jf_pipeline.core.problems import concat_problems, file_problem, row_problems
+from jf_pipeline.core.values import (
+    missing_to_null_series,
+    parse_dates,
+    parse_emails,
+    parse_money,
+    parse_urls,
+)
 
 DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_CHARS = 64 * 1024
@@ -74,6 +82,9 @@ class ReadTable:
     header_mapping: dict[str, str] = field(default_factory=dict)
     """source header -> contract column, for every header that was matched."""
     ignored_columns: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    """Required columns the header lacks. The file is then rejected, but `frame` still holds
+    its rows with the columns that were found, so their problems are reported too."""
 
 
 REPLACEMENT = "\ufffd"
@@ -224,13 +235,18 @@ def map_header(headers: list[str], spec: FileSpec) -> tuple[dict[int, str], list
     """Map source column positions to contract names.
 
     Returns (position -> contract name, ignored headers, conflicts). An exact contract
-    name beats an alias; two headers of the same rank for one field is a conflict.
+    name beats an alias, an alias beats a fallback alias (an owner's id or name), and
+    fallback aliases rank in their listed order; two headers of the same rank for one
+    field is a conflict. Aliases match ignoring case, spaces and punctuation, so
+    Salesforce's `ACCOUNTID`, `AccountId` and `Account.Id` all match `Account ID`.
     """
     by_exact = {c.name.lower(): c.name for c in spec.columns}
-    by_alias: dict[str, str] = {}
+    by_alias: dict[str, tuple[str, int]] = {}
     for c in spec.columns:
         for label in (c.name, *c.aliases):
-            by_alias.setdefault(_compact(label), c.name)
+            by_alias.setdefault(_compact(label), (c.name, 1))
+        for rank, label in enumerate(c.fallback_aliases, start=2):
+            by_alias.setdefault(_compact(label), (c.name, rank))
 
     candidates: dict[str, list[tuple[int, int]]] = {}  # contract name -> [(rank, position)]
     for position, header in enumerate(headers):
@@ -238,7 +254,8 @@ def map_header(headers: list[str], spec: FileSpec) -> tuple[dict[int, str], list
         if norm in by_exact:
             candidates.setdefault(by_exact[norm], []).append((0, position))
         elif _compact(norm) in by_alias and _compact(norm):
-            candidates.setdefault(by_alias[_compact(norm)], []).append((1, position))
+            name, rank = by_alias[_compact(norm)]
+            candidates.setdefault(name, []).append((rank, position))
 
     mapping: dict[int, str] = {}
     conflicts: list[str] = []
@@ -499,36 +516,6 @@ def read_table(
     header_mapping = {headers[p].strip(): name for p, name in mapping.items()}
 
     missing = [name for name in spec.required if name not in mapping.values()]
-    if missing or conflicts:
-        problems = []
-        if missing:
-            problems.append(
-                file_problem(
-                    file,
-                    "missing_columns",
-                    f"{file} is missing required column(s) {', '.join(missing)}; "
-                    f"found: {_list_headers(headers)}",
-                    value=", ".join(missing),
-                )
-            )
-        if conflicts:
-            problems.append(
-                file_problem(
-                    file,
-                    "ambiguous_columns",
-                    f"{file} has more than one column for the same field ({'; '.join(conflicts)}); "
-                    "keep one of them",
-                    value="; ".join(conflicts),
-                )
-            )
-        return _rejected(
-            spec,
-            concat_problems(problems),
-            encoding=encoding,
-            delimiter=delimiter,
-            header_mapping=header_mapping,
-            ignored_columns=ignored,
-        )
 
     body = parsed.body
     cells = [f"c{i}" for i in range(header_width)]
@@ -579,7 +566,7 @@ def read_table(
             )
         )
         body = body.filter(~pl.col("row_number").is_in(oversized["row_number"].implode()))
-    if parsed.replaced:
+    if parsed.replaced and mapping:  # no contract column: nothing to garble
         problems.append(_garbled_rows(body, file, headers, sorted(mapping), encoding))
         body = body.filter(
             ~pl.any_horizontal(
@@ -622,8 +609,44 @@ def read_table(
                 value=", ".join(ignored),
             )
         )
+    frame = body.select(columns)
+    if missing or conflicts:
+        # Rejected as a whole, but the columns that were found are still read and (by
+        # clean_table) checked, so one report lists every problem: one round trip.
+        header = []
+        if missing:
+            hints = _candidates(body, headers, mapping, missing, spec)
+            header.append(
+                file_problem(
+                    file,
+                    "missing_columns",
+                    f"{file} is missing required column(s) {', '.join(missing)}; "
+                    f"found: {_list_headers(headers)}" + "".join(f"; {h}" for h in hints),
+                    value=", ".join(missing),
+                )
+            )
+        if conflicts:
+            header.append(
+                file_problem(
+                    file,
+                    "ambiguous_columns",
+                    f"{file} has more than one column for the same field ({'; '.join(conflicts)}); "
+                    "keep one of them",
+                    value="; ".join(conflicts),
+                )
+            )
+        return ReadTable(
+            frame=frame,
+            problems=concat_problems(header + problems),
+            rejected=True,
+            encoding=encoding,
+            delimiter=delimiter,
+            header_mapping=header_mapping,
+            ignored_columns=ignored,
+            missing_columns=missing,
+        )
     return ReadTable(
-        frame=body.select(columns),
+        frame=frame,
         problems=concat_problems(problems),
         rejected=False,
         encoding=encoding,
@@ -631,6 +654,74 @@ def read_table(
         header_mapping=header_mapping,
         ignored_columns=ignored,
     )
+
+
+CANDIDATE_SAMPLE = 1_000
+"""Values of an unmatched column looked at to guess which missing column it might be."""
+
+
+def _shape_fit(values: pl.Series, column: Column, key: bool) -> float:
+    """Share of `values` (present, trimmed) that look like `column`'s kind; 0..1."""
+    n = values.len()
+    if n == 0:
+        return 0.0
+    if column.kind is Kind.ID:
+        idlike = values.str.contains(r"^[\w.:/#-]{1,64}$") & values.str.contains(r"\d")
+        share = float(idlike.mean() or 0.0)
+        return share * (values.n_unique() / n) if key else share
+    parser = {Kind.DATE: parse_dates, Kind.MONEY: parse_money, Kind.EMAIL: parse_emails}.get(
+        column.kind
+    )
+    if parser is not None:
+        return float(parser(values).values.is_not_null().mean() or 0.0)
+    if column.kind is Kind.URL:
+        return float(parse_urls(values).values.is_not_null().mean() or 0.0)
+    return 0.5 * float(values.str.contains(r"\p{L}").mean() or 0.0)
+
+
+def _name_fit(header: str, column: Column) -> float:
+    compact = _compact(header)
+    labels = (column.name, *column.aliases, *column.fallback_aliases)
+    return max(difflib.SequenceMatcher(None, compact, _compact(label)).ratio() for label in labels)
+
+
+def _candidates(
+    body: pl.DataFrame,
+    headers: list[str],
+    mapping: dict[int, str],
+    missing: list[str],
+    spec: FileSpec,
+) -> list[str]:
+    """For each missing column, the file's unmatched columns most likely to be it, judged by
+    their names and the shape of their values, as sentences for the customer:
+    "'Opp Ref' holds 12 unique values like '0061x00000…': is it deal_unique_id?"."""
+    unmatched = [p for p, h in enumerate(headers) if p not in mapping and h.strip()]
+    sample = body.head(CANDIDATE_SAMPLE)
+    values = {p: missing_to_null_series(sample[f"c{p}"]).drop_nulls() for p in unmatched}
+    hints = []
+    shapes: dict[tuple[int, Kind, bool], float] = {}  # each column judged once per kind
+    for name in missing:
+        column = spec.column(name)
+        key = name == spec.key
+        scored = []
+        for p in unmatched:
+            if (p, column.kind, key) not in shapes:
+                shapes[p, column.kind, key] = _shape_fit(values[p], column, key=key)
+            shape = shapes[p, column.kind, key]
+            label = _name_fit(headers[p], column)
+            typed = column.kind is not Kind.TEXT
+            if (typed and shape >= 0.8) or label >= 0.75 or (not typed and shape and label >= 0.5):
+                scored.append((shape + label, p))
+        for _, p in sorted(scored, reverse=True)[:2]:
+            present = values[p]
+            if present.len():
+                example = present[0] if len(present[0]) <= 12 else present[0][:10] + "\u2026"
+                distinct = missing_to_null_series(body[f"c{p}"]).drop_nulls().n_unique()
+                what = f"holds {distinct:,} unique values like {example!r}"
+            else:
+                what = "is empty"
+            hints.append(f"{headers[p].strip()[:60]!r} {what}: is it {name}?")
+    return hints
 
 
 def _garbled_rows(

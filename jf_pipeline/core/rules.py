@@ -10,13 +10,146 @@ import math
 
 import polars as pl
 
-from jf_pipeline.contract import ACCOUNT_FIELDS, WAREHOUSE_TABLES
+from jf_pipeline.contract import ACCOUNT_FIELDS, OWNER, OWNER_REF, WAREHOUSE_TABLES
 from jf_pipeline.core.problems import concat_problems, row_problems
+from jf_pipeline.core.values import parse_emails
 
 
 def table_columns(table: str) -> list[str]:
     """The contract columns of a warehouse table, without `tenant_id`."""
     return WAREHOUSE_TABLES[table].data_names
+
+
+_SALESFORCE_ID = r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$"
+
+
+def _id15(expr: pl.Expr) -> pl.Expr:
+    """Salesforce ids come in 15 (reports) and 18 characters (API): the first 15 decide."""
+    return pl.when(expr.str.contains(_SALESFORCE_ID)).then(expr.str.slice(0, 15))
+
+
+def _owner_lookup(users: pl.DataFrame) -> pl.DataFrame:
+    """users.csv as (how, key, email, matches): a user id (exact, and its 15-character
+    Salesforce form), a name (`name`, or first and last name) in lower case. A name shared
+    by users with different e-mails is kept with `matches` > 1: it resolves nobody."""
+    users = users.filter(pl.col("email").is_not_null())
+    full = pl.concat_str(
+        [pl.col("first_name"), pl.col("last_name")], separator=" ", ignore_nulls=True
+    ).str.strip_chars()
+    keys = [
+        ("id", pl.col("user_id")),
+        ("id15", _id15(pl.col("user_id"))),
+        ("name", pl.col("name").str.to_lowercase()),
+        ("name", pl.when(full != "").then(full.str.to_lowercase())),
+    ]
+    parts = [
+        users.select(how=pl.lit(how), key=key, email=pl.col("email")).filter(
+            pl.col("key").is_not_null()
+        )
+        for how, key in keys
+    ]
+    return (
+        pl.concat(parts)
+        .unique(["how", "key", "email"], maintain_order=True)
+        .group_by("how", "key", maintain_order=True)
+        .agg(pl.col("email").first(), matches=pl.len())
+    )
+
+
+def resolve_owners(
+    deals: pl.DataFrame,
+    users: pl.DataFrame,
+    owner_source: str | None,
+    default_owner: str | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Deals whose owner column held user ids or names (`owner_source` says which column
+    held what) get the owner's e-mail from users.csv: by user id, else by name; an owner
+    already written as an e-mail is kept. Unresolved owners take `default_owner` (the
+    tenant's default owner e-mail, when one is set) with an `owner_defaulted` warning, else
+    the deal is an error: `unknown_owner` when users.csv does not list the owner,
+    `owner_not_an_email` when there is no users.csv to look in."""
+    if owner_source is None or OWNER_REF not in deals.columns:
+        return deals, concat_problems([])
+    lookup = _owner_lookup(users)
+    ref = pl.col(OWNER_REF)
+    as_email = parse_emails(deals[OWNER_REF]).values
+    found = deals.with_columns(_direct=as_email, _ref15=_id15(ref), _name=ref.str.to_lowercase())
+    for how, on in (("id", OWNER_REF), ("id15", "_ref15"), ("name", "_name")):
+        part = lookup.filter(pl.col("how") == how).select(
+            pl.col("key").alias(on),
+            pl.col("email").alias(f"_by_{how}"),
+            pl.col("matches").alias(f"_by_{how}_n"),
+        )
+        found = found.join(part, on=on, how="left", maintain_order="left")
+    unique_name = pl.when(pl.col("_by_name_n") == 1).then(pl.col("_by_name"))
+    found = found.with_columns(
+        pl.coalesce("_direct", "_by_id", "_by_id15", unique_name).alias("_resolved")
+    ).with_columns(
+        pl.coalesce(pl.col(OWNER), "_resolved").alias(OWNER),
+    )
+    unresolved = found.filter(pl.col(OWNER).is_null() & ref.is_not_null())
+    problems = []
+    if unresolved.height and default_owner:
+        problems.append(
+            row_problems(
+                unresolved,
+                file="deals.csv",
+                reason="owner_defaulted",
+                column=OWNER,
+                value=ref,
+                record_id="deal_unique_id",
+                message=pl.format(
+                    "deal {}: owner {} could not be turned into an e-mail ({}); the tenant's "
+                    "default owner {} was used",
+                    pl.col("deal_unique_id"),
+                    ref,
+                    pl.lit(owner_source),
+                    pl.lit(default_owner),
+                ),
+            )
+        )
+        found = found.with_columns(pl.col(OWNER).fill_null(pl.lit(default_owner)))
+    elif unresolved.height and users.height:
+        problems.append(
+            row_problems(
+                unresolved,
+                file="deals.csv",
+                reason="unknown_owner",
+                column=OWNER,
+                value=ref,
+                record_id="deal_unique_id",
+                message=pl.format(
+                    "deal {}: owner {} is not in users.csv{} ({}); add that user, with their "
+                    "e-mail, to users.csv and upload again",
+                    pl.col("deal_unique_id"),
+                    ref,
+                    pl.when(pl.col("_by_name_n") > 1)
+                    .then(pl.lit(" as one user: several users have that name"))
+                    .otherwise(pl.lit(" by id, name or e-mail")),
+                    pl.lit(owner_source),
+                ),
+            )
+        )
+    elif unresolved.height:
+        problems.append(
+            row_problems(
+                unresolved,
+                file="deals.csv",
+                reason="owner_not_an_email",
+                column=OWNER,
+                value=ref,
+                record_id="deal_unique_id",
+                message=pl.format(
+                    "deal {}: deals.csv {}; upload users.csv (your CRM's user export with id, "
+                    "name and e-mail columns) next to deals.csv to turn owners into e-mails, "
+                    "or export the owner's e-mail (e.g. Owner.Email, Deal owner email)",
+                    pl.col("deal_unique_id"),
+                    pl.lit(owner_source),
+                ),
+            )
+        )
+    resolved = found.filter(pl.col(OWNER).is_not_null()).select(deals.columns)
+    return resolved, concat_problems(problems)
 
 
 def importable_deals(

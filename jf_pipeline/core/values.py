@@ -16,7 +16,26 @@ from datetime import date, datetime
 import polars as pl
 from dateutil import parser as dateutil_parser
 
-MISSING_PLACEHOLDERS = ("#n/a", "n/a", "null", "nan", "none", "-")
+MISSING_PLACEHOLDERS = (
+    "#n/a",
+    "n/a",
+    "null",
+    "nan",
+    "none",
+    "-",
+    # Database dumps: `\\N` (MySQL `SELECT ... INTO OUTFILE`, PostgreSQL `COPY`, vtiger,
+    # SuiteCRM), `(null)` (SQL Server Management Studio, Oracle), `<null>` / `[NULL]`
+    # (DBeaver, SQuirreL), `#NULL!` (Excel, SPSS).
+    "\\n",
+    "(null)",
+    "<null>",
+    "[null]",
+    "#null!",
+)
+"""Cells that mean "no value" in every column, required or optional (matched ignoring case):
+never published as text."""
+NULL_REFERENCES = ("000000000000000", "000000000000000AAA")
+"""Salesforce's empty reference (the all-zero id, 15- and 18-character): a missing id."""
 
 
 @dataclass
@@ -32,10 +51,22 @@ _MISSING = "(?i)^(?:" + "|".join(re.escape(p) for p in MISSING_PLACEHOLDERS) + "
 
 
 def missing_to_null(expr: pl.Expr) -> pl.Expr:
-    """Trim; blank, whitespace-only and the usual placeholders (#N/A, NULL, -, …) -> null."""
+    """Trim; blank, whitespace-only and the placeholders (#N/A, NULL, \\N, -, …) -> null.
+
+    Every text value is trimmed here (leading and trailing whitespace, non-breaking spaces
+    included); inner spaces are kept."""
     trimmed = expr.str.strip_chars()
     # One anchored, case-insensitive regex: much cheaper than lower-casing every cell.
     return pl.when(trimmed.str.contains(_MISSING)).then(None).otherwise(trimmed)
+
+
+def missing_to_null_series(series: pl.Series) -> pl.Series:
+    return series.to_frame("v").select(missing_to_null(pl.col("v"))).to_series()
+
+
+def null_reference_to_null(expr: pl.Expr) -> pl.Expr:
+    """Ids: Salesforce's all-zero id is an empty reference (already trimmed values)."""
+    return pl.when(expr.is_in(NULL_REFERENCES)).then(None).otherwise(expr)
 
 
 DISTINCT_SAMPLE = 10_000
