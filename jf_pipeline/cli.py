@@ -157,6 +157,11 @@ def ingest(
 ) -> int:
     landing = landing_store_from_uri(landing_uri)
     warehouse = warehouse_from_path(warehouse_path)
+    if wh.repair_snapshot(warehouse.path):
+        print(
+            "the analysts' snapshot was behind the last publish: brought up to date",
+            file=sys.stderr,
+        )
     found = survey(landing.list_files())
     for name in found.invalid_tenants:
         print(

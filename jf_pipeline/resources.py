@@ -126,11 +126,22 @@ def _kind(mode: int) -> str:
     return next((what for test, what in _KINDS if test(mode)), "not a regular file")
 
 
-def _not_regular(name: str, mode: int) -> tuple[str, str]:
+def _refused(st: os.stat_result) -> str | None:
+    """Why a contract file's entry is never read, or None for a plain file of its own: not
+    a regular file, or a hard link (the same file under another name, possibly in another
+    folder: reading it could publish another tenant's data)."""
+    if not stat.S_ISREG(st.st_mode):
+        return _kind(st.st_mode)
+    if st.st_nlink > 1:
+        return f"a hard link (the same file has {st.st_nlink} names)"
+    return None
+
+
+def _not_regular(name: str, what: str) -> tuple[str, str]:
     return (
         "file_not_regular",
-        f"{name} is {_kind(mode)}, not a regular file, so it was not read (links are never "
-        f"followed); put the exported file itself in the folder as {name}",
+        f"{name} is {what}, not a regular file of its own, so it was not read (links are "
+        f"never followed); put the exported file itself in the folder as {name}",
     )
 
 
@@ -210,8 +221,7 @@ class LocalLandingStore(LandingStore):
         common = dict(tenant=tenant, name=entry.name, key=entry.path, modified=modified)
         if entry.name not in FILE_NAMES:  # never opened, never hashed
             return LandingFile(**common, version="", size=st.st_size)
-        if not stat.S_ISREG(st.st_mode):
-            what = _kind(st.st_mode)
+        if what := _refused(st):
             return LandingFile(**common, version=f"not-a-file:{what}", size=0, refused=what)
         if _too_large(
             entry.name, st.st_size, self.max_file_bytes
@@ -303,10 +313,9 @@ class LocalLandingStore(LandingStore):
                     tenant, name, path, version, size, modified, ignored=ignored, **extra
                 )
 
-            if not stat.S_ISREG(st.st_mode):  # never opened: opening a device can act
-                what = _kind(st.st_mode)
+            if what := _refused(st):  # never opened: opening a device can act
                 refused = described(f"not-a-file:{what}", 0, refused=what)
-                return LandingObject(None, refused, _not_regular(name, st.st_mode))
+                return LandingObject(None, refused, _not_regular(name, what))
             quiet_in = STABLE_QUIET_SECONDS - (time.time() - st.st_ctime_ns / 1e9)
             if 0 < quiet_in <= STABLE_QUIET_SECONDS:  # just written: maybe still being written
                 if time.monotonic() + quiet_in >= deadline:
@@ -325,7 +334,7 @@ class LocalLandingStore(LandingStore):
                 raise
             try:
                 before = os.fstat(fd)
-                if not stat.S_ISREG(before.st_mode):
+                if _refused(before):  # swapped since the stat: look again, refused then
                     continue
                 if problem := _too_large(
                     name, before.st_size, self.max_file_bytes

@@ -61,10 +61,11 @@ ingest_tenant = define_asset_job(
 )
 
 
-def run_key(tenant: str, fingerprint: str, previous: str | None) -> str:
-    """Same drop on a repeated tick -> same key (no duplicate run); a drop that returns to
-    an earlier version after another one still gets a new key, because `previous` differs."""
-    return f"{tenant}:{fingerprint}:{previous or 'new'}"
+def run_key(tenant: str, fingerprint: str, requests: int) -> str:
+    """Same drop on a repeated tick -> same key (no duplicate run). `requests` counts the
+    tenant's requested runs (the cursor keeps it), so a drop that returns to an earlier
+    version (A, B, A, B) still gets a new key every time it changes."""
+    return f"{tenant}:{fingerprint}:{requests}"
 
 
 def assets_for(datasets: set[str]) -> list[AssetKey]:
@@ -145,7 +146,12 @@ def record_failed_runs(context: RunFailureSensorContext, warehouse: Warehouse) -
     if not tenant or not is_valid_tenant_id(tenant) or OUTCOME_TAG in run.tags:
         return
     message = (context.failure_event.message or "the run failed").strip().splitlines()[0]
-    if wh.record_failure(warehouse.path, tenant, run.run_id, run.tags.get(FILES_TAG), message):
+    record = context.instance.get_run_record_by_id(run.run_id)
+    started = record.start_time if record and record.start_time else None
+    started_at = datetime.fromtimestamp(started, UTC) if started else None
+    if wh.record_failure(
+        warehouse.path, tenant, run.run_id, run.tags.get(FILES_TAG), message, started_at
+    ):
         context.log.info(f"recorded failed run {run.run_id} of tenant {tenant}")
 
 
@@ -189,11 +195,10 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> S
         datasets |= {
             d for d, missing in never_cleaned.items() if tenant in missing or tenant not in known
         }
-        old = previous.get(tenant, TenantCursor()).requested
         requests.append(
             RunRequest(
                 partition_key=tenant,
-                run_key=run_key(tenant, state.requested, old),
+                run_key=run_key(tenant, state.requested, state.requests),
                 asset_selection=assets_for(datasets),
                 tags={
                     TENANT_TAG: tenant,

@@ -295,6 +295,36 @@ def remove_stale_swaps(path: Path) -> list[Path]:
     return removed
 
 
+def repair_snapshot(path: str | Path, timeout: float = 120.0) -> bool:
+    """Bring the analysts' snapshot up to the build file after a writer died between its
+    commit and the swap (`kill -9` mid-copy): the commit is in the build file, the snapshot
+    still shows the old rows, and a full-size swap file is left beside it. Cheap when
+    nothing is wrong (two stats). Returns whether the snapshot was replaced."""
+    snapshot, build = Path(path), build_path(path)
+
+    def stale() -> bool:
+        return not snapshot.is_file() or snapshot.stat().st_mtime_ns < build.stat().st_mtime_ns
+
+    if not build.is_file():
+        return False
+    pattern = _swap_pattern(snapshot)
+    leftovers = snapshot.parent.is_dir() and any(
+        pattern.fullmatch(e.name) for e in os.scandir(snapshot.parent)
+    )
+    if not stale() and not leftovers:
+        return False
+    con = connect(build, timeout=timeout)  # the writers' lock: no swap is under way now
+    try:
+        remove_stale_swaps(snapshot)
+        if not stale():
+            return False
+        con.execute("CHECKPOINT")
+        publish_snapshot(build, snapshot)
+        return True
+    finally:
+        con.close()
+
+
 def publish_snapshot(build: Path, path: Path) -> None:
     """Copy the checkpointed build file beside `path` and rename it over `path` (atomic)."""
     temporary = swap_temporary(path)
@@ -304,6 +334,9 @@ def publish_snapshot(build: Path, path: Path) -> None:
         with open(temporary, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(temporary, path)
+        # A WAL beside the snapshot belongs to the file just replaced (an analyst who wrote
+        # into the snapshot): DuckDB would refuse to open the new file with it.
+        Path(f"{path}.wal").unlink(missing_ok=True)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -326,12 +359,18 @@ def last_ingestions(path: str) -> pl.DataFrame:
 
 
 def record_failure(
-    path: str, tenant: str, run_id: str, landing_version: str | None, reason: str
+    path: str,
+    tenant: str,
+    run_id: str,
+    landing_version: str | None,
+    reason: str,
+    run_started_at: datetime | None = None,
 ) -> bool:
     """Log a run that failed before it could publish (worker killed, a read that kept
     failing) as outcome `failed`, so status and freshness do not claim the tenant's latest
     drop was published. Nothing else changes; a run that already logged an attempt (a
-    refusal) is left as it is. Returns whether a row was added."""
+    refusal) is left as it is, and so is a failure overtaken by a run that started later
+    and published. Returns whether a row was added."""
     with writer(path) as w:
         done = w.con.execute(
             f"SELECT count(*) FROM {ident(INGESTIONS)} WHERE run_id = ?",  # noqa: S608
@@ -339,6 +378,16 @@ def record_failure(
         ).fetchone()[0]
         if done:
             return False
+        if run_started_at is not None:
+            # A newer run already published a later drop (this run read a version that was
+            # replaced meanwhile): the tenant's latest drop is published, not failed.
+            newer = w.con.execute(
+                f"SELECT count(*) FROM {ident(INGESTIONS)} WHERE tenant_id = ? "  # noqa: S608
+                "AND outcome IN ('published', 'partial') AND started_at > ?",
+                [tenant, run_started_at],
+            ).fetchone()[0]
+            if newer:
+                return False
         w.replace_tenant(
             tenant,
             {},
@@ -357,10 +406,6 @@ class NoWarehouse(FileNotFoundError):
     pass
 
 
-def _is_lock_error(exc: duckdb.Error) -> bool:
-    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
-
-
 def _open_for_reading(path: str, prefer_build: bool) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the snapshot, or to the build file it is a copy of.
 
@@ -377,8 +422,10 @@ def _open_for_reading(path: str, prefer_build: bool) -> duckdb.DuckDBPyConnectio
         return connect(build, read_only=True)
     try:
         return duckdb.connect(str(snapshot), read_only=True)
-    except duckdb.Error as exc:
-        if not _is_lock_error(exc) or not build.is_file():
+    except duckdb.IOException:
+        # Held read-write by an analyst, or a WAL an analyst left that no longer matches
+        # the file: the build file has the same committed rows.
+        if not build.is_file():
             raise
         return connect(build, read_only=True)
 

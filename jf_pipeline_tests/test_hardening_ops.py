@@ -385,3 +385,84 @@ def test_a_drop_that_keeps_failing_is_re_requested_a_bounded_number_of_times(
         attempts += 1
         assert attempts <= sensors.MAX_REREQUESTS
     assert attempts == sensors.MAX_REREQUESTS
+
+
+def test_a_failure_overtaken_by_a_later_publish_is_not_recorded(
+    landing_root, warehouse_path, instance
+):
+    """A run that read a version replaced meanwhile fails (LandingChanged) after the run
+    for the newer version published: `jf status` must keep saying published. (Found by an
+    outside attack: the late failure row made status say `failed` for a published drop.)"""
+    from datetime import UTC, datetime, timedelta
+
+    assert run_tenant("acme", landing_root, warehouse_path, instance).success
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert not wh.record_failure(
+        warehouse_path, "acme", "stale-run", None, "acme changed", run_started_at=long_ago
+    )
+    assert wh.tenant_status(warehouse_path).row(0, named=True)["outcome"] == "published"
+    # A failure of a run that started after the publish is recorded.
+    assert wh.record_failure(
+        warehouse_path, "acme", "later-run", None, "worker lost", run_started_at=datetime.now(UTC)
+    )
+    assert wh.tenant_status(warehouse_path).row(0, named=True)["outcome"] == "failed"
+
+
+def test_jf_ingest_brings_a_snapshot_left_behind_by_a_killed_swap_up_to_date(
+    landing_root, warehouse_path, tmp_path, capsys
+):
+    """A writer killed between its commit and the snapshot swap leaves the commit in the
+    build file, the old rows in the snapshot and a full-size swap file; the next plain
+    `jf ingest` (with nothing new to ingest) must repair it, not report "nothing to ingest"
+    over a stale snapshot. (Found by an outside attack.)"""
+    import duckdb
+
+    args = ["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]
+    assert main(args) == 0
+    # What the killed writer committed: acme's deals moved stage, in the build file only.
+    build = wh.build_path(warehouse_path)
+    con = duckdb.connect(str(build))
+    con.execute("UPDATE importable_deals SET deal_stage = 'Won' WHERE tenant_id = 'acme'")
+    con.execute("CHECKPOINT")
+    con.close()
+    swap = tmp_path / ".warehouse.duckdb.swap-99999.tmp"
+    shutil.copyfile(build, swap)  # the half-done copy
+    won = "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme' AND deal_stage = 'Won'"
+    assert query(warehouse_path, won) == [(0,)]
+
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "brought up to date" in capsys.readouterr().err
+    assert query(warehouse_path, won) == [(30,)]
+    assert not swap.exists()
+    assert main(args) == 0 and "brought up to date" not in capsys.readouterr().err
+
+
+def test_status_survives_an_analyst_who_wrote_into_the_snapshot_and_was_killed(
+    landing_root, warehouse_path, tmp_path
+):
+    """An analyst who writes into the snapshot (against the README's advice) and is killed
+    leaves a WAL that belongs to a replaced file: DuckDB then refuses to open the snapshot.
+    `jf status` reads through the build file instead, and the next publish removes the
+    orphaned WAL. (Found by an outside attack: a traceback, and a snapshot that stayed
+    unreadable.)"""
+    args = ["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]
+    assert main(args) == 0
+    script = tmp_path / "writer.py"
+    script.write_text(
+        "import sys, duckdb, os\n"
+        "con = duckdb.connect(sys.argv[1])\n"
+        "con.execute('CREATE TABLE mine AS SELECT 1 AS x')\n"
+        "print('written', flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    subprocess.run([sys.executable, str(script), warehouse_path], capture_output=True, timeout=60)
+    deals = landing_root / "acme" / "deals.csv"
+    deals.write_text(deals.read_text().replace("Proposal", "Won"))
+    assert main(args) == 0  # publishes and swaps the snapshot
+    assert not os.path.exists(warehouse_path + ".wal")
+    assert main(["status", "--json", "--warehouse", warehouse_path]) == 0
+    won = (
+        "SELECT count(*) > 0 FROM importable_deals WHERE tenant_id = 'acme' AND deal_stage = 'Won'"
+    )
+    assert query(warehouse_path, won) == [(True,)]

@@ -105,7 +105,7 @@ def test_a_tenant_folder_linked_outside_the_root_is_never_read(
     assert not (outside / REPORT_CSV).exists()  # nothing written outside the root either
 
 
-@pytest.mark.parametrize("target", ["/etc/passwd", "victim"])
+@pytest.mark.parametrize("target", ["/etc/passwd", "victim", "hard link to victim"])
 def test_a_contract_file_that_is_a_link_is_refused_and_its_target_never_read(
     target, landing_root, warehouse_path, instance
 ):
@@ -121,15 +121,19 @@ def test_a_contract_file_that_is_a_link_is_refused_and_its_target_never_read(
     assert deal_count(warehouse_path, "attacker") == 10
 
     (attacker / "deals.csv").unlink()
-    link = "../victim/deals.csv" if target == "victim" else target
-    (attacker / "deals.csv").symlink_to(link)
+    if target.startswith("hard link"):  # found by an outside attack: nlink was not checked
+        os.link(landing_root / "victim" / "deals.csv", attacker / "deals.csv")
+    else:
+        link = "../victim/deals.csv" if target == "victim" else target
+        (attacker / "deals.csv").symlink_to(link)
     assert not run_tenant("attacker", landing_root, warehouse_path, instance).success
 
     assert last_outcome(warehouse_path, "attacker") == "refused"
     assert deal_count(warehouse_path, "attacker") == 10  # the last good data stays
     found = problems(warehouse_path, "attacker")
     assert [(f, r) for f, r, _, _ in found] == [("deals.csv", "file_not_regular")]
-    assert "symbolic link" in found[0][3] and "not read" in found[0][3]
+    kind = "hard link" if target.startswith("hard link") else "symbolic link"
+    assert kind in found[0][3] and "not read" in found[0][3]
     everything = str(query(warehouse_path, "SELECT * FROM rejected_rows")) + str(
         query(warehouse_path, "SELECT * FROM importable_deals WHERE tenant_id = 'attacker'")
     )

@@ -136,6 +136,24 @@ def test_invalid_tenant_folders_are_skipped_never_partitions(ticker, landing_roo
     assert name not in ticker.instance.get_dynamic_partitions("tenants")
 
 
+def test_a_drop_flipping_between_two_versions_runs_every_time(ticker, landing_root):
+    """A, B, A, B: each change is a new run key. (A key made of the new and the previous
+    fingerprint repeated at the second B, and Dagster skipped that run: B was never
+    published again.)"""
+    ticker.tick()
+    path = landing_root / "globex" / "deals.csv"
+    a = path.read_bytes()
+    b = a.replace(b"Proposal", b"Won")
+    assert a != b
+    keys = []
+    for version in (b, a, b, a, b):
+        path.write_bytes(version)
+        requests = [r for r in ticker.tick().run_requests if r.partition_key == "globex"]
+        assert len(requests) == 1
+        keys.append(requests[0].run_key)
+    assert len(set(keys)) == 5, keys
+
+
 def test_run_keys_repeat_for_a_repeated_tick_but_not_for_a_revert(ticker, landing_root):
     first = {r.partition_key: r.run_key for r in ticker.tick().run_requests}
     path = landing_root / "globex" / "deals.csv"

@@ -175,17 +175,26 @@ class TenantCursor:
     pending: str | None = None
     """A changed fingerprint waiting for the files to settle."""
     pending_since: float | None = None
+    requests: int = 0
+    """How many runs were requested for the tenant's drops: part of each run key, so a drop
+    that comes back to an earlier version (A, B, A, B) always gets a new run, while a tick
+    evaluated again from the same cursor makes the same key (no duplicate run)."""
 
     def to_json(self) -> str | list | None:
-        # Most tenants have nothing pending: store just the fingerprint.
+        # Most tenants have nothing pending: store `fingerprint~requests` as one string.
         if self.pending is None:
-            return self.requested
-        return [self.requested, self.pending, round(self.pending_since or 0.0, 3)]
+            if self.requested is None or not self.requests:
+                return self.requested
+            return f"{self.requested}~{self.requests}"
+        return [self.requested, self.pending, round(self.pending_since or 0.0, 3), self.requests]
 
     @classmethod
     def from_json(cls, value: str | list | None) -> TenantCursor:
         if isinstance(value, list):
             return cls(*value)
+        if isinstance(value, str) and "~" in value:
+            requested, _, count = value.rpartition("~")
+            return cls(requested=requested, requests=int(count))
         return cls(requested=value)
 
 
@@ -200,11 +209,13 @@ def plan_tenant(
     """
     current = file_versions(files)
     if current == state.requested:
-        return TenantCursor(requested=current), None
+        return TenantCursor(requested=current, requests=state.requests), None
     since = state.pending_since if state.pending == current else now
     newest = max((f.modified.timestamp() for f in files.values() if f.modified), default=None)
     seen_quiet = now - since >= settle_seconds
     already_old = newest is not None and now - newest >= settle_seconds
     if seen_quiet or already_old:
-        return TenantCursor(requested=current), changed_files(state.requested, current)
-    return TenantCursor(requested=state.requested, pending=current, pending_since=since), None
+        requested = TenantCursor(requested=current, requests=state.requests + 1)
+        return requested, changed_files(state.requested, current)
+    pending = TenantCursor(state.requested, current, since, state.requests)
+    return pending, None
