@@ -456,3 +456,17 @@ def test_helm_user_deployment_refers_to_what_exists():
         claim = _manifest("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
         assert "ReadWriteMany" in claim["spec"]["accessModes"]
         assert env["JF_WAREHOUSE"].startswith(mount["mountPath"] + "/")
+
+
+def test_dev_instance_limits_runs_per_tenant_and_frees_dead_slots_like_production():
+    """`make dev` (dagster_home/dagster.yaml) serialises a tenant's runs and frees the pool
+    slots of dead runs as production does: without the tenant limit, a run for an earlier
+    version could publish after the run for the newer one."""
+    dev = _yaml(PROJECT / "dagster_home" / "dagster.yaml")
+    runs, prod_runs = dev["concurrency"]["runs"], INSTANCE["concurrency"]["runs"]
+    assert runs["tag_concurrency_limits"] == prod_runs["tag_concurrency_limits"]
+    assert runs["tag_concurrency_limits"][0]["key"] == TENANT_TAG
+    assert dev["concurrency"]["pools"] == INSTANCE["concurrency"]["pools"]
+    assert dev["run_monitoring"]["enabled"] is True
+    assert dev["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
+    assert dev["run_retries"]["retry_on_asset_or_op_failure"] is False
