@@ -200,9 +200,12 @@ class ObservedS3(S3Resource):
 
     def get_client(self):
         client = super().get_client()
-        client.meta.events.register(
-            "after-call.s3.GetObject", lambda parsed, **_: _GET_BODIES.append(parsed["Body"])
-        )
+
+        def keep(parsed, **_):
+            if "Body" in parsed:  # an error response (NoSuchKey: no users.csv) has none
+                _GET_BODIES.append(parsed["Body"])
+
+        client.meta.events.register("after-call.s3.GetObject", keep)
         return client
 
 
