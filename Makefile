@@ -38,7 +38,7 @@ dev: setup
 ## test is found or installed by scripts/ensure-test-tools.
 test: setup
 	@./scripts/ensure-test-tools
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n auto --dist worksteal
 
 lint: setup
 	$(UV) run ruff check .
