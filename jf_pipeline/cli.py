@@ -14,6 +14,7 @@ tenant has no landing folder; 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import difflib
 import getpass
 import json
 import signal
@@ -328,7 +329,12 @@ def _age(seconds: int) -> str:
 
 def rejects(tenant: str, warehouse_path: str | None, as_json: bool) -> int:
     """What to tell the customer: problems grouped by file and reason, with rows and values."""
-    problems = wh.tenant_rejects(warehouse_from_path(warehouse_path).path, tenant)
+    path = warehouse_from_path(warehouse_path).path
+    known = wh.known_tenants(path)
+    if tenant not in known:
+        print(unknown_tenant(tenant, known, path), file=sys.stderr)
+        return 1
+    problems = wh.tenant_rejects(path, tenant)
     if as_json:
         _emit(problems, True)
         return 0
@@ -355,12 +361,98 @@ def rejects(tenant: str, warehouse_path: str | None, as_json: bool) -> int:
     return 0
 
 
+MAX_CELL_CHARS = 60
+"""`jf sql` text output cuts longer cells (with `…`); `--json` is exact."""
+NUMERIC_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "U",
+)
+
+
+def _cell(value: str | None, limit: int = MAX_CELL_CHARS) -> str:
+    if value is None:
+        return "NULL"
+    text = terminal_safe(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_rows(result: wh.QueryResult, limit: int = MAX_CELL_CHARS) -> str:
+    """A query's rows as an ASCII table: one line per row, every cell terminal-safe and cut
+    to `limit` characters, NULL shown as NULL, numbers right-aligned."""
+    header = [_cell(c, limit) for c in result.columns]
+    body = [[_cell(v, limit) for v in row] for row in result.rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
+    right = [t.upper().startswith(NUMERIC_TYPES) for t in result.types]
+
+    def line(cells: list[str], numbers: list[bool]) -> str:
+        return (
+            "| "
+            + " | ".join(
+                c.rjust(w) if r else c.ljust(w)
+                for c, w, r in zip(cells, widths, numbers, strict=True)
+            )
+            + " |"
+        )
+
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    lines = [rule, line(header, [False] * len(widths)), rule.replace("-", "=")]
+    lines += [line(cells, right) for cells in body]
+    lines.append(rule)
+    lines.append(f"({len(result.rows)} row{'' if len(result.rows) == 1 else 's'})")
+    return "\n".join(lines)
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """JSON keys for a query's columns: a repeated name gets `_2`, `_3`... (`SELECT 1 AS a, 2
+    AS a` keeps both values)."""
+    taken: set[str] = set()
+    keys = []
+    for name in names:
+        key, n = name, 1
+        while key in taken:
+            n += 1
+            key = f"{name}_{n}"
+        taken.add(key)
+        keys.append(key)
+    return keys
+
+
+def unknown_tenant(tenant: str, known: list[str], where: str) -> str:
+    """One line saying `tenant` is not known, with the likeliest names meant."""
+    close = difflib.get_close_matches(tenant.lower(), known, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(k) for k in close)}?" if close else ""
+    return f"unknown tenant {terminal_safe(repr(tenant))}: no ingestion of it in {where}{hint}"
+
+
+def one_line(exc: BaseException) -> str:
+    """An error message on one line (DuckDB's span several: the error, then LINE 1: ...)."""
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
 def sql(query: str, warehouse_path: str | None, as_json: bool) -> int:
     try:
-        _emit(wh.read_only_query(warehouse_from_path(warehouse_path).path, query), as_json)
+        result = wh.query_rows(warehouse_from_path(warehouse_path).path, query, as_json=as_json)
     except duckdb.Error as exc:
-        print(f"query failed: {terminal_safe(exc)}", file=sys.stderr)
+        print(f"query failed: {terminal_safe(one_line(exc))}", file=sys.stderr)
         return 1
+    if as_json:
+        keys = unique_names(result.columns)
+        print(
+            json.dumps(
+                [dict(zip(keys, row, strict=True)) for row in result.rows],
+                default=str,
+                indent=1,
+            )
+        )
+    elif result.columns:
+        print(format_rows(result))
     return 0
 
 

@@ -23,6 +23,9 @@ everything from customers is a bound parameter or data in a registered frame.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import math
 import os
 import re
 import shutil
@@ -401,6 +404,70 @@ def read_only_query(
         con.close()
 
 
+JSON_NATIVE_TYPES = {
+    "boolean", "tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint",
+    "uinteger", "ubigint", "uhugeint", "float", "double", "varchar", "null",
+}  # fmt: skip
+"""DuckDB type ids whose Python values are JSON values as they are."""
+JSON_NESTED_TYPES = {"list", "array", "struct", "map", "union"}
+"""Nested types, handed over as DuckDB's own JSON (`to_json`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple]
+
+
+def query_rows(path: str, sql: str, *, as_json: bool = False) -> QueryResult:
+    """Any query on the analysts' snapshot (read-only), every value converted by DuckDB
+    itself: as text (`CAST(... AS VARCHAR)`, DuckDB's own rendering of intervals, decimals,
+    lists, infinite timestamps; NULL stays None), or, `as_json`, as JSON values (numbers,
+    booleans and text as they are, nested types through `to_json`, other types as text).
+
+    No Arrow or polars conversion is involved, so no column type can make it fail (polars
+    panics on INTERVAL columns); columns are addressed by position, so duplicate or odd
+    names need no quoting."""
+    con = _open_for_reading(path, prefer_build=False)
+    try:
+        relation = con.sql(sql)
+        if relation is None:  # a statement, not a query
+            return QueryResult([], [], [])
+        ids = [t.id for t in relation.types]
+        if as_json:
+            expressions = [
+                f"#{i}"
+                if kind in JSON_NATIVE_TYPES
+                else f"CAST(to_json(#{i}) AS VARCHAR)"
+                if kind in JSON_NESTED_TYPES
+                else f"CAST(#{i} AS VARCHAR)"
+                for i, kind in enumerate(ids, 1)
+            ]
+        else:
+            expressions = [f"CAST(#{i} AS VARCHAR)" for i in range(1, len(ids) + 1)]
+        rows = relation.project(", ".join(expressions)).fetchall() if ids else []
+        if as_json:
+            nested = [i for i, kind in enumerate(ids) if kind in JSON_NESTED_TYPES]
+            floats = [i for i, kind in enumerate(ids) if kind in ("float", "double")]
+            if nested or floats:
+                rows = [_json_row(row, nested, floats) for row in rows]
+        return QueryResult(list(relation.columns), [str(t) for t in relation.types], rows)
+    finally:
+        con.close()
+
+
+def _json_row(row: tuple, nested: list[int], floats: list[int]) -> tuple:
+    values = list(row)
+    for i in nested:
+        if values[i] is not None:
+            values[i] = json.loads(values[i])
+    for i in floats:  # NaN and infinities are not JSON numbers
+        if values[i] is not None and not math.isfinite(values[i]):
+            values[i] = str(values[i])
+    return tuple(values)
+
+
 def tenant_status(path: str) -> pl.DataFrame:
     """One row per tenant: its latest publish attempt, the last success and its age."""
     return read_only_query(
@@ -416,6 +483,18 @@ def tenant_status(path: str) -> pl.DataFrame:
         ORDER BY i.tenant_id
         """,
     )
+
+
+def known_tenants(path: str) -> list[str]:
+    """Every tenant the warehouse has an ingestion of (published, refused or failed)."""
+    try:
+        frame = read_only_query(
+            path,
+            f"SELECT DISTINCT tenant_id FROM {ident(INGESTIONS)} ORDER BY 1",  # noqa: S608
+        )
+    except duckdb.CatalogException:
+        return []
+    return frame["tenant_id"].to_list() if frame.height else []
 
 
 def tenant_rejects(path: str, tenant: str) -> pl.DataFrame:

@@ -94,6 +94,74 @@ def test_jf_sql_is_read_only(ingested, capsys):
     assert query(ingested, "SELECT count(*) FROM importable_deals") == [(77,)]
 
 
+def test_jf_sql_prints_intervals_decimals_lists_and_nulls(ingested, capsys):
+    """Any DuckDB type is printed (text and JSON) without the Arrow-to-polars conversion that
+    panicked on INTERVAL columns (`age > interval 1 day` matched no row and crashed)."""
+    for where, tenants in (("age > interval 1 day", []), ("age < interval 1 day", SAMPLE_TENANTS)):
+        sql = f"SELECT tenant_id, age FROM tenant_freshness WHERE {where} ORDER BY tenant_id"  # noqa: S608
+        assert main(["sql", sql, "--warehouse", ingested]) == 0, where
+        out = capsys.readouterr().out
+        assert [t for t in SAMPLE_TENANTS if f"| {t} " in out] == tenants
+        assert f"({len(tenants)} row" in out
+        assert main(["sql", sql, "--warehouse", ingested, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [r["tenant_id"] for r in rows] == tenants
+        assert all(r["age"].startswith("00:") for r in rows)  # DuckDB's own interval text
+    typed = (
+        "SELECT 1.50::DECIMAL(10, 2) AS amount, [1, 2] AS ids, NULL AS nothing, "
+        "'infinity'::TIMESTAMP AS never, {'k': INTERVAL 3 DAY} AS nested, 7 AS amount"
+    )
+    assert main(["sql", typed, "--warehouse", ingested]) == 0
+    out = capsys.readouterr().out
+    assert " 1.50 |" in out and "[1, 2]" in out and "NULL" in out and "infinity" in out
+    assert "{'k': 3 days}" in out
+    assert main(["sql", typed, "--warehouse", ingested, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {
+            "amount": "1.50",
+            "ids": [1, 2],
+            "nothing": None,
+            "never": "infinity",
+            "nested": {"k": "3 days"},
+            "amount_2": 7,
+        }
+    ]
+
+
+def test_jf_sql_cuts_wide_cells_in_text_but_not_in_json(ingested, capsys):
+    sql = "SELECT repeat('x', 500) AS wide, 'short' AS narrow"
+    assert main(["sql", sql, "--warehouse", ingested]) == 0
+    out = capsys.readouterr().out
+    assert "x" * 59 + "…" in out and "x" * 61 not in out and "short" in out
+    assert max(len(line) for line in out.splitlines()) < 100
+    assert main(["sql", sql, "--warehouse", ingested, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["wide"] == "x" * 500
+
+
+def test_jf_sql_query_error_is_one_line_and_exit_1(ingested, capsys):
+    for sql in ("selec 1", "SELECT * FROM no_such_table", "SELECT 1 +", "SELECT 'a'::INTEGER"):
+        assert main(["sql", sql, "--warehouse", ingested]) == 1, sql
+        captured = capsys.readouterr()
+        assert captured.out == "", sql
+        assert len(captured.err.splitlines()) == 1, captured.err
+        assert captured.err.startswith("query failed: ")
+        # DuckDB's message lines joined, not shown as escaped newlines ("\x0a\x0aLINE 1").
+        assert "\\x0a" not in captured.err and "Error: " in captured.err
+
+
+def test_jf_rejects_of_an_unknown_tenant_is_an_error(ingested, capsys):
+    """`jf rejects Initech` (no such tenant) used to say "no rejected rows" and exit 0."""
+    for tenant, hint in (("Initech", "did you mean 'initech'?"), ("x'; drop table t; --", "")):
+        for extra in ([], ["--json"]):
+            assert main(["rejects", tenant, "--warehouse", ingested, *extra]) == 1
+            captured = capsys.readouterr()
+            assert captured.out == ""
+            assert len(captured.err.splitlines()) == 1
+            assert captured.err.startswith("unknown tenant ") and hint in captured.err
+    assert main(["rejects", "acme", "--warehouse", ingested]) == 0
+    assert "acme: no rejected rows" in capsys.readouterr().out
+
+
 def test_commands_without_a_warehouse_say_so(tmp_path, capsys):
     assert main(["status", "--warehouse", str(tmp_path / "none.duckdb")]) == 1
     assert "no warehouse" in capsys.readouterr().err
