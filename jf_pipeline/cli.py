@@ -47,6 +47,23 @@ SUMMARY_COLUMNS = [
 ]
 
 
+MAX_CELL_CHARS = 60
+STATUS_CELL_CHARS = 100
+"""`jf status` shows reasons whole up to this length."""
+"""`jf sql` text output cuts longer cells (with `…`); `--json` is exact."""
+NUMERIC_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "U",
+)
+
+
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
 
 
@@ -293,30 +310,45 @@ def _run_error(result) -> str:
     return "the run failed before publishing"
 
 
-def _emit(frame: pl.DataFrame, as_json: bool) -> None:
+def _emit(frame: pl.DataFrame, as_json: bool, limit: int = MAX_CELL_CHARS) -> None:
     if as_json:
         print(json.dumps(frame.to_dicts(), default=str, indent=1))
         return
-    frame = _safe_frame(frame)
-    with pl.Config(
-        tbl_rows=-1,
-        tbl_cols=-1,
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-        fmt_str_lengths=80,
-        tbl_width_chars=200,
-        tbl_formatting="ASCII_FULL_CONDENSED",
-    ):
-        print(frame)
+    # One line per row (a wrapped cell would split a row over several lines), cells cut.
+    text = frame.with_columns(
+        pl.col(c).dt.strftime("%Y-%m-%d %H:%M:%S")
+        for c, dtype in frame.schema.items()
+        if dtype.is_temporal() and dtype != pl.Duration
+    )
+    result = wh.QueryResult(
+        columns=frame.columns,
+        types=["BIGINT" if dtype.is_numeric() else "VARCHAR" for dtype in frame.dtypes],
+        rows=[tuple(None if v is None else str(v) for v in row) for row in text.iter_rows()],
+    )
+    print(format_rows(result, limit))
 
 
 def status(warehouse_path: str | None, as_json: bool) -> int:
     frame = wh.tenant_status(warehouse_from_path(warehouse_path).path)
     if not as_json:
+        refused = ["refused_deals", "refused_accounts", "refused_contacts"]
         frame = frame.with_columns(
-            pl.col("published_age_s").map_elements(_age, return_dtype=pl.String).alias("age")
-        ).drop("published_age_s")
-    _emit(frame, as_json)
+            pl.col("published_age_s").map_elements(_age, return_dtype=pl.String).alias("age"),
+            pl.when(pl.col("outcome") == "refused")
+            .then(
+                pl.concat_str(
+                    [
+                        pl.lit(f"{c.removeprefix('refused_')} ")
+                        + pl.col(c).cast(pl.String).fill_null("?")
+                        for c in refused
+                    ],
+                    separator=", ",
+                )
+            )
+            .alias("refused_drop"),
+        ).drop("published_age_s", *refused)
+        frame = frame.select(*[c for c in frame.columns if c != "reason"], "reason")
+    _emit(frame, as_json, limit=STATUS_CELL_CHARS)
     return 0
 
 
@@ -338,7 +370,10 @@ def rejects(tenant: str, warehouse_path: str | None, as_json: bool) -> int:
     if as_json:
         _emit(problems, True)
         return 0
+    latest = wh.last_ingestions(path).filter(pl.col("tenant_id") == tenant)
     tenant = terminal_safe(tenant)
+    for line in _outcome_lines(tenant, latest.row(0, named=True) if latest.height else {}):
+        print(line)
     if not problems.height:
         print(f"{tenant}: no rejected rows and no warnings in the latest drop")
         return 0
@@ -359,21 +394,6 @@ def rejects(tenant: str, warehouse_path: str | None, as_json: bool) -> int:
             if group.height > 20:
                 print(f"    ... and {group.height - 20} more (jf rejects {tenant} --json)")
     return 0
-
-
-MAX_CELL_CHARS = 60
-"""`jf sql` text output cuts longer cells (with `…`); `--json` is exact."""
-NUMERIC_TYPES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-    "U",
-)
 
 
 def _cell(value: str | None, limit: int = MAX_CELL_CHARS) -> str:
@@ -434,6 +454,22 @@ def unknown_tenant(tenant: str, known: list[str], where: str) -> str:
 def one_line(exc: BaseException) -> str:
     """An error message on one line (DuckDB's span several: the error, then LINE 1: ...)."""
     return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
+def _outcome_lines(tenant: str, ingestion: dict) -> list[str]:
+    """What `jf rejects` says first when the latest drop was not published: the refusal or
+    failure and its reason (the problems below may not explain it: a fall in counts)."""
+    reason = terminal_safe(ingestion.get("reason") or "no reason recorded")
+    if ingestion.get("outcome") == "refused":
+        return [
+            f"{tenant}: REFUSED: the latest drop was not published; "
+            "the data published before stays live.",
+            f"  reason: {reason}",
+            f"  if the drop is real, approve it: jf ingest --tenant {tenant} --approve",
+        ]
+    if ingestion.get("outcome") == "failed":
+        return [f"{tenant}: FAILED: the latest run failed before publishing: {reason}"]
+    return []
 
 
 def sql(query: str, warehouse_path: str | None, as_json: bool) -> int:

@@ -354,6 +354,15 @@ INGESTIONS = Table(
         Field("deals_rejected", "BIGINT", "deals.csv rows with an error."),
         Field("accounts_published", "BIGINT", "Rows published to accounts (NULL when not replaced)."),
         Field("contacts_published", "BIGINT", "Rows published to importable_contacts (NULL when not replaced)."),
+        *(
+            Field(
+                f"{d}_in_drop",
+                "BIGINT",
+                f"Valid {d} in the drop: what was published, or what a refused drop would have "
+                f"published (NULL when they could not be built: a file rejected as a whole).",
+            )
+            for d in ("deals", "accounts", "contacts")
+        ),
         Field("errors", "BIGINT", "Problems with severity error."),
         Field("warnings", "BIGINT", "Problems with severity warning."),
         Field("reason", "VARCHAR", "Why the publish was refused (the guard's reasons) or the run failed (its error)."),

@@ -469,16 +469,29 @@ def _json_row(row: tuple, nested: list[int], floats: list[int]) -> tuple:
 
 
 def tenant_status(path: str) -> pl.DataFrame:
-    """One row per tenant: its latest publish attempt, the last success and its age."""
+    """One row per tenant: its latest publish attempt, the last success and its age, the
+    counts that are live now (read from the published tables, whatever the latest attempt
+    was), and for a refused drop, the counts it held and the reason."""
     return read_only_query(
         path,
         """
+        WITH live_deals AS (SELECT tenant_id, count(*) AS n FROM importable_deals GROUP BY ALL),
+             live_accounts AS (SELECT tenant_id, count(*) AS n FROM accounts GROUP BY ALL),
+             live_contacts AS (SELECT tenant_id, count(*) AS n FROM importable_contacts GROUP BY ALL)
         SELECT i.tenant_id, i.outcome, i.finished_at AS last_attempt_at,
                f.last_published_at,
                CAST(epoch(current_timestamp) - epoch(f.last_published_at) AS BIGINT) AS published_age_s,
-               i.deals_published AS deals, i.deals_rejected, i.contacts_published AS contacts,
-               i.errors, i.warnings, i.reason
+               coalesce(d.n, 0) AS deals, i.deals_rejected,
+               coalesce(a.n, 0) AS accounts, coalesce(c.n, 0) AS contacts,
+               i.errors, i.warnings,
+               CASE WHEN i.outcome = 'refused' THEN i.deals_in_drop END AS refused_deals,
+               CASE WHEN i.outcome = 'refused' THEN i.accounts_in_drop END AS refused_accounts,
+               CASE WHEN i.outcome = 'refused' THEN i.contacts_in_drop END AS refused_contacts,
+               i.reason
         FROM ingestions i JOIN tenant_freshness f USING (tenant_id)
+        LEFT JOIN live_deals d ON d.tenant_id = i.tenant_id
+        LEFT JOIN live_accounts a ON a.tenant_id = i.tenant_id
+        LEFT JOIN live_contacts c ON c.tenant_id = i.tenant_id
         QUALIFY row_number() OVER (PARTITION BY i.tenant_id ORDER BY i.finished_at DESC) = 1
         ORDER BY i.tenant_id
         """,

@@ -78,10 +78,13 @@ def test_a_fall_below_the_baseline_is_refused_and_only_rejected_rows_are_written
     assert plan.outcome == "refused" and not plan.guard.passed
     assert list(plan.tables) == ["rejected_rows"]
     assert plan.ingestion["deals_published"] is None  # nothing replaced
+    # ... but the drop's own counts are kept, for `jf status` and the customer summary.
+    assert (plan.ingestion["deals_in_drop"], plan.ingestion["contacts_in_drop"]) == (30, 40)
     assert (
         plan.ingestion["reason"] == "the valid deal count would fall from 100 to 30 (more than 50%)"
     )
     assert b"held back for review" in plan.report[1]
+    assert b"Why: the valid deal count would fall from 100 to 30" in plan.report[1]
 
 
 def test_an_approved_fall_is_published_and_records_who_approved():

@@ -162,6 +162,44 @@ def test_jf_rejects_of_an_unknown_tenant_is_an_error(ingested, capsys):
     assert "acme: no rejected rows" in capsys.readouterr().out
 
 
+def test_a_refused_drop_is_stated_first_with_live_counts_and_its_own(
+    ingested, landing_root, capsys
+):
+    """A refusal reaches the engineer and the customer: `jf status` shows the counts that are
+    live (not NULL) and the refused drop's counts with the reason; `jf rejects` and the
+    customer summary lead with the refusal and why (the problems alone do not explain it)."""
+    deals = landing_root / "acme" / "deals.csv"
+    deals.write_text("".join(deals.read_text().splitlines(keepends=True)[:9]))  # 30 -> 8
+    assert main(["ingest", "--landing", str(landing_root), "--warehouse", ingested]) == 1
+    capsys.readouterr()
+    why = "the valid deal count would fall from 30 to 8 (more than 50%)"
+
+    assert main(["status", "--warehouse", ingested, "--json"]) == 0
+    acme = {r["tenant_id"]: r for r in json.loads(capsys.readouterr().out)}["acme"]
+    assert acme["outcome"] == "refused" and acme["reason"] == why
+    assert (acme["deals"], acme["accounts"], acme["contacts"]) == (30, 8, 40)  # live
+    assert (acme["refused_deals"], acme["refused_contacts"]) == (8, 40)
+    assert main(["status", "--warehouse", ingested]) == 0
+    out = capsys.readouterr().out
+    assert "deals 8, accounts" in " ".join(out.split()) and "would fall from 30 to 8" in " ".join(
+        out.split()
+    )
+
+    assert main(["rejects", "acme", "--warehouse", ingested]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("acme: REFUSED: the latest drop was not published")
+    assert lines[1] == f"  reason: {why}"
+    assert "jf ingest --tenant acme --approve" in lines[2]
+
+    summary = (landing_root / "acme" / REPORT_SUMMARY).read_text().splitlines()
+    assert summary[0].startswith("Jointflows import for acme: NOT IMPORTED")
+    assert summary[1] == f"Why: {why}."
+    assert "Deals in this upload: 8 (not imported)" in summary
+    assert query(ingested, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme'") == [
+        (30,)
+    ]
+
+
 def test_commands_without_a_warehouse_say_so(tmp_path, capsys):
     assert main(["status", "--warehouse", str(tmp_path / "none.duckdb")]) == 1
     assert "no warehouse" in capsys.readouterr().err
