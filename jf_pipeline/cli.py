@@ -389,7 +389,13 @@ def rejects(tenant: str, warehouse_path: str | None, as_json: bool) -> int:
             where = f"{len(rows)} row(s)" if len(rows) else "whole file"
             print(f"  {severity:<7} {reason} ({where})")
             for problem in group.head(20).iter_rows(named=True):
-                at = f"row {problem['row_number']}" if problem["row_number"] is not None else "file"
+                at = (
+                    "file"
+                    if problem["row_number"] is None
+                    else f"row {problem['row_number']}"
+                    if problem["line_number"] is None  # published before line numbers existed
+                    else f"row {problem['row_number']} (line {problem['line_number']})"
+                )
                 print(f"    {at}: {problem['message']}")
             if group.height > 20:
                 print(f"    ... and {group.height - 20} more (jf rejects {tenant} --json)")

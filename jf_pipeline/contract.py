@@ -304,6 +304,13 @@ REJECTED_ROWS = Table(
             "BIGINT",
             "Data row in the file (1 = first row under the header); NULL for a whole-file problem.",
         ),
+        Field(
+            "line_number",
+            "BIGINT",
+            "The row's line in the customer's spreadsheet: the header's line + row_number "
+            "(lines above the header and blank lines count; a quoted cell spanning lines is "
+            "one line, as in Excel); NULL for a whole-file problem.",
+        ),
         Field("record_id", "VARCHAR", "The row's unique id, when it has one."),
         Field(
             "severity",

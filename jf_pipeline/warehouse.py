@@ -515,7 +515,7 @@ def tenant_rejects(path: str, tenant: str) -> pl.DataFrame:
     return read_only_query(
         path,
         """
-        SELECT file, row_number, record_id, severity, reason, "column", value, message
+        SELECT file, row_number, line_number, record_id, severity, reason, "column", value, message
         FROM rejected_rows WHERE tenant_id = ?
         ORDER BY file, severity, reason, row_number NULLS FIRST
         """,

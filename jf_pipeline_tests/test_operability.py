@@ -70,10 +70,10 @@ def test_jf_rejects_explains_each_rejected_row(ingested, capsys):
     out = capsys.readouterr().out
     assert out.startswith("initech: 4 error(s), 7 warning(s)")
     for expected in (
-        "row 16: target_close_date 'TBD'",
-        "row 17: owner_email is required but blank",
-        "row 18: value 'ca. zehn'",
-        "row 20: deal IN-103 has no account_name",
+        "row 16 (line 17): target_close_date 'TBD'",
+        "row 17 (line 18): owner_email is required but blank",
+        "row 18 (line 19): value 'ca. zehn'",
+        "row 20 (line 21): deal IN-103 has no account_name",
     ):
         assert expected in out
     assert main(["rejects", "initech", "--warehouse", ingested, "--json"]) == 0

@@ -123,6 +123,12 @@ def plan_publish(
         "approved_at": run.finished_at if guard.approved else None,
     }
     report = import_report(
-        tenant, result.rejected_rows, outcome, {**counts, **ingestion}, reason=guard.reason
+        tenant,
+        result.rejected_rows,
+        outcome,
+        {**counts, **ingestion},
+        reason=guard.reason,
+        files=sources,
+        imported_at=run.finished_at,
     )
     return PublishPlan(tables, result.rejected_rows, guard, outcome, counts, ingestion, report)

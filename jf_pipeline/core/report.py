@@ -6,9 +6,12 @@ and a short text summary. Cells that a spreadsheet would run as a formula are ne
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import polars as pl
 
 from jf_pipeline.contract import REJECTED_ROWS
+from jf_pipeline.core.landing import LandingFile
 
 REPORT_CSV = "jointflows_import_report.csv"
 REPORT_SUMMARY = "jointflows_import_summary.txt"
@@ -34,17 +37,48 @@ def _count(counts: dict, dataset: str) -> str:
     return "unchanged" if published is None else str(published)
 
 
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "unknown"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def drop_lines(files: dict[str, LandingFile | None], imported_at: datetime | None) -> list[str]:
+    """Which upload the report is about: its date (the newest file's modification time),
+    when it was processed, and each file's version, size and modification time, so the
+    admin can tell this report from an older one and match it to their own files."""
+    present = {d: f for d, f in files.items() if f is not None and f.present}
+    newest = max((f.modified for f in present.values() if f.modified), default=None)
+    lines = [f"Upload of {_when(newest)} (processed {_when(imported_at)}):"]
+    for dataset in sorted(files, key=lambda d: (d == "users", d)):
+        file = present.get(dataset)
+        if file is None:
+            if dataset != "users":  # users.csv is optional: say nothing when it is absent
+                lines.append(f"  {dataset}.csv: not in the folder")
+            continue
+        lines.append(
+            f"  {file.name}: version {file.version[:12]}, {file.size:,} bytes, "
+            f"modified {_when(file.modified)}"
+        )
+    return lines
+
+
 def import_report(
     tenant: str,
     rejected_rows: pl.DataFrame,
     outcome: str,
     counts: dict,
     reason: str | None = None,
+    files: dict[str, LandingFile | None] | None = None,
+    imported_at: datetime | None = None,
 ) -> tuple[bytes, bytes]:
     """(CSV bytes, summary text bytes) for one tenant's latest run.
 
     `counts` holds the ingestion's counts (`deals_published`, `deals_in_drop`, ...);
-    `reason` is the publish guard's reason. A refused import says so, and why, first."""
+    `reason` is the publish guard's reason. A refused import says so, and why, first; then
+    the upload's date and file versions (`files`: dataset -> the landing file read)."""
     rows = neutralise_formulas(rejected_rows.select(REJECTED_ROWS.data_names))
     errors = rejected_rows.filter(pl.col("severity") == "error").height
     if outcome == "refused":
@@ -52,6 +86,7 @@ def import_report(
             f"Jointflows import for {tenant}: NOT IMPORTED. Nothing was changed: the import "
             "was held back for review.",
             f"Why: {reason or 'the publish guard refused it'}.",
+            *drop_lines(files or {}, imported_at),
             "Your previously imported data is still in Jointflows. If this upload is "
             "complete and correct, ask your Jointflows contact to approve it; otherwise "
             "upload the complete files again.",
@@ -67,6 +102,7 @@ def import_report(
         }.get(outcome, outcome)
         lines = [
             f"Jointflows import for {tenant}: {verdict}",
+            *drop_lines(files or {}, imported_at),
             f"Deals imported: {_count(counts, 'deals')}",
             f"Contacts imported: {_count(counts, 'contacts')}",
         ]
