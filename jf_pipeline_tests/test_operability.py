@@ -273,3 +273,31 @@ def test_ingestions_record_each_files_key_version_size_and_times(ingested, landi
     )[0]
     deals = landing_root / "globex" / "deals.csv"
     assert row == (str(deals), deals.stat().st_size, 64, None, None, True)
+
+
+OLD_STAMPS = [f"2026010{d}T000000Z" for d in range(1, 7)]  # six older runs' reports
+
+
+def test_the_last_five_reports_are_kept_dated_and_older_ones_deleted(
+    landing_root, warehouse_path, instance, tmp_path
+):
+    """The admin keeps the last few reports (dated copies) besides the latest under the
+    fixed names; only our own dated names are ever deleted, a link is removed, not followed."""
+    folder = landing_root / "initech"
+    for stamp in OLD_STAMPS:
+        (folder / f"jointflows_import_report_{stamp}.csv").write_text("old\n")
+        (folder / f"jointflows_import_summary_{stamp}.txt").write_text("old\n")
+    (folder / "jointflows_import_report_mine.csv").write_text("the admin's own copy\n")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not ours")
+    (folder / "jointflows_import_report_20250101T000000Z.csv").symlink_to(outside)
+    assert run_tenant("initech", landing_root, warehouse_path, instance).success
+    dated = sorted(p.name for p in folder.glob("jointflows_import_*_2*"))
+    stamps = sorted({name.split("_")[-1].split(".")[0] for name in dated})
+    assert len(stamps) == 5 and stamps[:4] == OLD_STAMPS[-4:]
+    assert len(dated) == 10  # each kept run: its report and its summary
+    newest = folder / f"jointflows_import_summary_{stamps[-1]}.txt"
+    assert newest.read_bytes() == (folder / REPORT_SUMMARY).read_bytes()
+    assert b"Deals imported: 15" in newest.read_bytes()
+    assert (folder / "jointflows_import_report_mine.csv").read_text() == "the admin's own copy\n"
+    assert outside.read_text() == "not ours"

@@ -6,6 +6,7 @@ and a short text summary. Cells that a spreadsheet would run as a formula are ne
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import polars as pl
@@ -16,6 +17,26 @@ from jf_pipeline.core.landing import LandingFile
 REPORT_CSV = "jointflows_import_report.csv"
 REPORT_SUMMARY = "jointflows_import_summary.txt"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+REPORT_HISTORY = 5
+"""Dated copies of the report kept in the tenant's folder (the newest runs'); older ones go."""
+DATED_REPORT = re.compile(
+    r"jointflows_import_(?:report|summary)_(?P<stamp>[0-9]{8}T[0-9]{6}Z)\.(?:csv|txt)"
+)
+"""The dated copies' names: only names of exactly this shape are ever deleted."""
+
+
+def dated_report_names(when: datetime) -> tuple[str, str]:
+    """(report CSV, summary) names of the dated copies for a run that finished `when`."""
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"jointflows_import_report_{stamp}.csv", f"jointflows_import_summary_{stamp}.txt"
+
+
+def reports_to_prune(names: list[str], keep: int = REPORT_HISTORY) -> list[str]:
+    """Of a tenant folder's file names, the dated reports older than the newest `keep`
+    runs' (a run's report and summary share a stamp). Other names are never returned."""
+    stamps = sorted({m["stamp"] for n in names if (m := DATED_REPORT.fullmatch(n))}, reverse=True)
+    old = set(stamps[keep:])
+    return sorted(n for n in names if (m := DATED_REPORT.fullmatch(n)) and m["stamp"] in old)
 
 
 def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
