@@ -48,7 +48,13 @@ from jf_pipeline.core.landing import (
 from jf_pipeline.core.plan import PublishPlan, PublishPolicy, RunInfo, plan_publish
 from jf_pipeline.core.problems import concat_problems, count_by_severity, file_problem
 from jf_pipeline.core.reading import ReadTable, empty_table, read_table
-from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY
+from jf_pipeline.core.report import (
+    REPORT_CSV,
+    REPORT_HISTORY,
+    REPORT_SUMMARY,
+    dated_report_names,
+    reports_to_prune,
+)
 from jf_pipeline.keys import clean_key, clean_name, raw_key, raw_name
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore, Warehouse
@@ -317,15 +323,28 @@ _PUBLISHED = {
 }
 
 
-def _write_report(context, landing: LandingStore, tenant: str, report: tuple[bytes, bytes]):
-    """The customer's admin finds why rows were rejected next to their own files. A failure
-    here (e.g. no write permission on the bucket) is logged, never fails the publish."""
+def _write_report(
+    context, landing: LandingStore, tenant: str, report: tuple[bytes, bytes], when: datetime
+):
+    """The customer's admin finds why rows were rejected next to their own files: the
+    latest report under fixed names, plus dated copies of the last REPORT_HISTORY runs'
+    (older dated copies are deleted). A failure here (e.g. no write permission on the
+    bucket) is logged, never fails the publish."""
     try:
         key = landing.write(tenant, REPORT_CSV, report[0])
         landing.write(tenant, REPORT_SUMMARY, report[1])
-        context.log.info(f"import report for {tenant} written to {key}")
+        dated_csv, dated_summary = dated_report_names(when)
+        landing.write(tenant, dated_csv, report[0])
+        landing.write(tenant, dated_summary, report[1])
+        context.log.info(f"import report for {tenant} written to {key} and {dated_csv}")
     except Exception as exc:  # noqa: BLE001 - any storage error must not undo a publish
         context.log.warning(f"could not write the import report for {tenant}: {exc}")
+        return
+    try:
+        for name in reports_to_prune(landing.dated_reports(tenant), REPORT_HISTORY):
+            landing.delete_report(tenant, name)
+    except Exception as exc:  # noqa: BLE001 - e.g. no s3:DeleteObject: old copies stay
+        context.log.warning(f"could not delete old import reports of {tenant}: {exc}")
 
 
 def table_schema(table: Table) -> TableSchema:
@@ -392,7 +411,7 @@ def publish_tenant(
     # The attempt is logged: the landing sensor must not re-request this drop (sensors.py).
     context.instance.add_run_tags(context.run.run_id, {OUTCOME_TAG: plan.outcome})
     if landing.write_reports:
-        _write_report(context, landing, tenant, plan.report)
+        _write_report(context, landing, tenant, plan.report, plan.ingestion["finished_at"])
     yield from _materializations(context, plan, warehouse.path)
     yield contacts_check_result(plan.rejected_rows)
     yield guard_check_result(plan.guard, tenant)

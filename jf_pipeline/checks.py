@@ -1,14 +1,33 @@
 """Asset checks the Dagster UI shows per tenant partition, each with the offending ids.
 
+Every check is partitioned like its asset (`partitions_def=tenants`), so each tenant's
+checks pass or fail on their own: the catalog, lineage and partition views show which
+tenants fail, instead of whichever tenant ran last.
+
 Warnings about the customer's data, computed from the problems the core already found, and
 the blocking `publish_guard`, whose verdict the core's publish plan carries.
 """
 
+import warnings
+
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    PreviewWarning,
+)
 
 from jf_pipeline.core.guard import APPROVE_TAG, GuardDecision
 from jf_pipeline.keys import clean_key
+from jf_pipeline.partitions import tenants
+
+# Partitioned checks are a preview feature of Dagster 1.13, used deliberately (see above):
+# its warning would be printed by every `jf` command.
+warnings.filterwarnings(
+    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning
+)
 
 PUBLISH_GUARD = "publish_guard"
 UNIQUE_IDS = "unique_ids"
@@ -24,8 +43,14 @@ def clean_check_specs(dataset: str) -> list[AssetCheckSpec]:
             UNIQUE_IDS,
             asset=asset,
             description="Each id appears once in the file (earlier duplicates lose).",
+            partitions_def=tenants,
         ),
-        AssetCheckSpec(REQUIRED_VALUES, asset=asset, description="No row misses a required value."),
+        AssetCheckSpec(
+            REQUIRED_VALUES,
+            asset=asset,
+            description="The file has every required column and no row misses a required value.",
+            partitions_def=tenants,
+        ),
     ]
 
 
@@ -33,11 +58,18 @@ CONTACTS_CHECK_SPEC = AssetCheckSpec(
     CONTACTS_REFERENCE_ACCOUNTS,
     asset="importable_contacts",
     description="Every contact's account is in accounts.csv or deals.csv.",
+    partitions_def=tenants,
 )
 
 
 def _result(name: str, asset: str, offending: pl.DataFrame, what: str) -> AssetCheckResult:
-    ids = offending.select(pl.coalesce("record_id", pl.format("row {}", "row_number"))).to_series()
+    ids = offending.select(
+        pl.coalesce(
+            "record_id",
+            pl.format("row {}", "row_number"),
+            pl.format("missing column(s) {}", "value"),  # a file problem (no row)
+        )
+    ).to_series()
     unique = ids.unique(maintain_order=True)
     return AssetCheckResult(
         check_name=name,
@@ -64,8 +96,8 @@ def clean_check_results(dataset: str, problems: pl.DataFrame) -> list[AssetCheck
         _result(
             REQUIRED_VALUES,
             asset,
-            problems.filter(pl.col("reason") == "missing_value"),
-            "rows miss a required value",
+            problems.filter(pl.col("reason").is_in(["missing_columns", "missing_value"])),
+            "rows or columns miss a required value",
         ),
     ]
 
@@ -87,6 +119,7 @@ PUBLISH_GUARD_SPEC = AssetCheckSpec(
     description="Refuses to replace a tenant's rows when a file was rejected as a whole or "
     "the valid count of deals, accounts or contacts falls by more than the allowed share of "
     "its baseline (the largest recent publish) or to zero.",
+    partitions_def=tenants,
 )
 
 

@@ -14,6 +14,7 @@ tenant has no landing folder; 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import difflib
 import getpass
 import json
 import signal
@@ -44,6 +45,23 @@ SUMMARY_COLUMNS = [
     ("errors", "errors"),
     ("warnings", "warnings"),
 ]
+
+
+MAX_CELL_CHARS = 60
+STATUS_CELL_CHARS = 100
+"""`jf status` shows reasons whole up to this length."""
+"""`jf sql` text output cuts longer cells (with `…`); `--json` is exact."""
+NUMERIC_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "U",
+)
 
 
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
@@ -297,30 +315,45 @@ def _run_error(result) -> str:
     return "the run failed before publishing"
 
 
-def _emit(frame: pl.DataFrame, as_json: bool) -> None:
+def _emit(frame: pl.DataFrame, as_json: bool, limit: int = MAX_CELL_CHARS) -> None:
     if as_json:
         print(json.dumps(frame.to_dicts(), default=str, indent=1))
         return
-    frame = _safe_frame(frame)
-    with pl.Config(
-        tbl_rows=-1,
-        tbl_cols=-1,
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-        fmt_str_lengths=80,
-        tbl_width_chars=200,
-        tbl_formatting="ASCII_FULL_CONDENSED",
-    ):
-        print(frame)
+    # One line per row (a wrapped cell would split a row over several lines), cells cut.
+    text = frame.with_columns(
+        pl.col(c).dt.strftime("%Y-%m-%d %H:%M:%S")
+        for c, dtype in frame.schema.items()
+        if dtype.is_temporal() and dtype != pl.Duration
+    )
+    result = wh.QueryResult(
+        columns=frame.columns,
+        types=["BIGINT" if dtype.is_numeric() else "VARCHAR" for dtype in frame.dtypes],
+        rows=[tuple(None if v is None else str(v) for v in row) for row in text.iter_rows()],
+    )
+    print(format_rows(result, limit))
 
 
 def status(warehouse_path: str | None, as_json: bool) -> int:
     frame = wh.tenant_status(warehouse_from_path(warehouse_path).path)
     if not as_json:
+        refused = ["refused_deals", "refused_accounts", "refused_contacts"]
         frame = frame.with_columns(
-            pl.col("published_age_s").map_elements(_age, return_dtype=pl.String).alias("age")
-        ).drop("published_age_s")
-    _emit(frame, as_json)
+            pl.col("published_age_s").map_elements(_age, return_dtype=pl.String).alias("age"),
+            pl.when(pl.col("outcome") == "refused")
+            .then(
+                pl.concat_str(
+                    [
+                        pl.lit(f"{c.removeprefix('refused_')} ")
+                        + pl.col(c).cast(pl.String).fill_null("?")
+                        for c in refused
+                    ],
+                    separator=", ",
+                )
+            )
+            .alias("refused_drop"),
+        ).drop("published_age_s", *refused)
+        frame = frame.select(*[c for c in frame.columns if c != "reason"], "reason")
+    _emit(frame, as_json, limit=STATUS_CELL_CHARS)
     return 0
 
 
@@ -333,11 +366,19 @@ def _age(seconds: int) -> str:
 
 def rejects(tenant: str, warehouse_path: str | None, as_json: bool) -> int:
     """What to tell the customer: problems grouped by file and reason, with rows and values."""
-    problems = wh.tenant_rejects(warehouse_from_path(warehouse_path).path, tenant)
+    path = warehouse_from_path(warehouse_path).path
+    known = wh.known_tenants(path)
+    if tenant not in known:
+        print(unknown_tenant(tenant, known, path), file=sys.stderr)
+        return 1
+    problems = wh.tenant_rejects(path, tenant)
     if as_json:
         _emit(problems, True)
         return 0
+    latest = wh.last_ingestions(path).filter(pl.col("tenant_id") == tenant)
     tenant = terminal_safe(tenant)
+    for line in _outcome_lines(tenant, latest.row(0, named=True) if latest.height else {}):
+        print(line)
     if not problems.height:
         print(f"{tenant}: no rejected rows and no warnings in the latest drop")
         return 0
@@ -353,19 +394,112 @@ def rejects(tenant: str, warehouse_path: str | None, as_json: bool) -> int:
             where = f"{len(rows)} row(s)" if len(rows) else "whole file"
             print(f"  {severity:<7} {reason} ({where})")
             for problem in group.head(20).iter_rows(named=True):
-                at = f"row {problem['row_number']}" if problem["row_number"] is not None else "file"
+                at = (
+                    "file"
+                    if problem["row_number"] is None
+                    else f"row {problem['row_number']}"
+                    if problem["line_number"] is None  # published before line numbers existed
+                    else f"row {problem['row_number']} (line {problem['line_number']})"
+                )
                 print(f"    {at}: {problem['message']}")
             if group.height > 20:
                 print(f"    ... and {group.height - 20} more (jf rejects {tenant} --json)")
     return 0
 
 
+def _cell(value: str | None, limit: int = MAX_CELL_CHARS) -> str:
+    if value is None:
+        return "NULL"
+    text = terminal_safe(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_rows(result: wh.QueryResult, limit: int = MAX_CELL_CHARS) -> str:
+    """A query's rows as an ASCII table: one line per row, every cell terminal-safe and cut
+    to `limit` characters, NULL shown as NULL, numbers right-aligned."""
+    header = [_cell(c, limit) for c in result.columns]
+    body = [[_cell(v, limit) for v in row] for row in result.rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
+    right = [t.upper().startswith(NUMERIC_TYPES) for t in result.types]
+
+    def line(cells: list[str], numbers: list[bool]) -> str:
+        return (
+            "| "
+            + " | ".join(
+                c.rjust(w) if r else c.ljust(w)
+                for c, w, r in zip(cells, widths, numbers, strict=True)
+            )
+            + " |"
+        )
+
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    lines = [rule, line(header, [False] * len(widths)), rule.replace("-", "=")]
+    lines += [line(cells, right) for cells in body]
+    lines.append(rule)
+    lines.append(f"({len(result.rows)} row{'' if len(result.rows) == 1 else 's'})")
+    return "\n".join(lines)
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """JSON keys for a query's columns: a repeated name gets `_2`, `_3`... (`SELECT 1 AS a, 2
+    AS a` keeps both values)."""
+    taken: set[str] = set()
+    keys = []
+    for name in names:
+        key, n = name, 1
+        while key in taken:
+            n += 1
+            key = f"{name}_{n}"
+        taken.add(key)
+        keys.append(key)
+    return keys
+
+
+def unknown_tenant(tenant: str, known: list[str], where: str) -> str:
+    """One line saying `tenant` is not known, with the likeliest names meant."""
+    close = difflib.get_close_matches(tenant.lower(), known, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(k) for k in close)}?" if close else ""
+    return f"unknown tenant {terminal_safe(repr(tenant))}: no ingestion of it in {where}{hint}"
+
+
+def one_line(exc: BaseException) -> str:
+    """An error message on one line (DuckDB's span several: the error, then LINE 1: ...)."""
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
+def _outcome_lines(tenant: str, ingestion: dict) -> list[str]:
+    """What `jf rejects` says first when the latest drop was not published: the refusal or
+    failure and its reason (the problems below may not explain it: a fall in counts)."""
+    reason = terminal_safe(ingestion.get("reason") or "no reason recorded")
+    if ingestion.get("outcome") == "refused":
+        return [
+            f"{tenant}: REFUSED: the latest drop was not published; "
+            "the data published before stays live.",
+            f"  reason: {reason}",
+            f"  if the drop is real, approve it: jf ingest --tenant {tenant} --approve",
+        ]
+    if ingestion.get("outcome") == "failed":
+        return [f"{tenant}: FAILED: the latest run failed before publishing: {reason}"]
+    return []
+
+
 def sql(query: str, warehouse_path: str | None, as_json: bool) -> int:
     try:
-        _emit(wh.read_only_query(warehouse_from_path(warehouse_path).path, query), as_json)
+        result = wh.query_rows(warehouse_from_path(warehouse_path).path, query, as_json=as_json)
     except duckdb.Error as exc:
-        print(f"query failed: {terminal_safe(exc)}", file=sys.stderr)
+        print(f"query failed: {terminal_safe(one_line(exc))}", file=sys.stderr)
         return 1
+    if as_json:
+        keys = unique_names(result.columns)
+        print(
+            json.dumps(
+                [dict(zip(keys, row, strict=True)) for row in result.rows],
+                default=str,
+                indent=1,
+            )
+        )
+    elif result.columns:
+        print(format_rows(result))
     return 0
 
 

@@ -304,6 +304,13 @@ REJECTED_ROWS = Table(
             "BIGINT",
             "Data row in the file (1 = first row under the header); NULL for a whole-file problem.",
         ),
+        Field(
+            "line_number",
+            "BIGINT",
+            "The row's line in the customer's spreadsheet: the header's line + row_number "
+            "(lines above the header and blank lines count; a quoted cell spanning lines is "
+            "one line, as in Excel); NULL for a whole-file problem.",
+        ),
         Field("record_id", "VARCHAR", "The row's unique id, when it has one."),
         Field(
             "severity",
@@ -354,6 +361,15 @@ INGESTIONS = Table(
         Field("deals_rejected", "BIGINT", "deals.csv rows with an error."),
         Field("accounts_published", "BIGINT", "Rows published to accounts (NULL when not replaced)."),
         Field("contacts_published", "BIGINT", "Rows published to importable_contacts (NULL when not replaced)."),
+        *(
+            Field(
+                f"{d}_in_drop",
+                "BIGINT",
+                f"Valid {d} in the drop: what was published, or what a refused drop would have "
+                f"published (NULL when they could not be built: a file rejected as a whole).",
+            )
+            for d in ("deals", "accounts", "contacts")
+        ),
         Field("errors", "BIGINT", "Problems with severity error."),
         Field("warnings", "BIGINT", "Problems with severity warning."),
         Field("reason", "VARCHAR", "Why the publish was refused (the guard's reasons) or the run failed (its error)."),

@@ -33,7 +33,7 @@ from jf_pipeline.core.landing import (
     content_version,
     look_alike,
 )
-from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY
+from jf_pipeline.core.report import DATED_REPORT, REPORT_CSV, REPORT_SUMMARY
 
 DEFAULT_LANDING = settings.SETTINGS["JF_LANDING"].default
 DEFAULT_WAREHOUSE = settings.SETTINGS["JF_WAREHOUSE"].default
@@ -55,7 +55,7 @@ def _check_names(tenant: str, name: str, allowed=FILE_NAMES) -> None:
     # anything else.
     if not is_valid_tenant_id(tenant):
         raise ValueError(f"invalid tenant id {tenant!r}")
-    if name not in allowed:
+    if name not in allowed and not (allowed is REPORT_NAMES and DATED_REPORT.fullmatch(name)):
         raise ValueError(f"{name!r} is not a landing file name")
 
 
@@ -90,6 +90,14 @@ class LandingStore(ConfigurableResource):
 
     def write(self, tenant: str, name: str, data: bytes) -> str:
         """Write one of our report files into the tenant's folder; returns its key."""
+        raise NotImplementedError
+
+    def delete_report(self, tenant: str, name: str) -> None:
+        """Delete one of our dated report copies (`DATED_REPORT` names only)."""
+        raise NotImplementedError
+
+    def dated_reports(self, tenant: str) -> list[str]:
+        """The names of our dated report copies in the tenant's folder."""
         raise NotImplementedError
 
     def list_files(self) -> list[LandingFile]:
@@ -387,6 +395,29 @@ class LocalLandingStore(LandingStore):
             os.close(dir_fd)
         return str(path)
 
+    def delete_report(self, tenant: str, name: str) -> None:
+        _check_names(tenant, name, REPORT_NAMES)
+        if not DATED_REPORT.fullmatch(name):
+            raise ValueError(f"{name!r} is not a dated report")
+        dir_fd = self._tenant_dir(tenant)
+        if dir_fd is None or isinstance(dir_fd, str):
+            return
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=dir_fd)  # a link is removed itself, never its target
+        finally:
+            os.close(dir_fd)
+
+    def dated_reports(self, tenant: str) -> list[str]:
+        _check_names(tenant, REPORT_CSV, REPORT_NAMES)
+        dir_fd = self._tenant_dir(tenant)
+        if dir_fd is None or isinstance(dir_fd, str):
+            return []
+        try:
+            return sorted(n for n in os.listdir(dir_fd) if DATED_REPORT.fullmatch(n))
+        finally:
+            os.close(dir_fd)
+
     def describe(self) -> str:
         return str(Path(self.root).resolve())
 
@@ -471,6 +502,20 @@ class S3LandingStore(LandingStore):
         key = f"{self._base}{tenant}/{name}"
         self.s3.get_client().put_object(Bucket=self.bucket, Key=key, Body=data)
         return key
+
+    def delete_report(self, tenant: str, name: str) -> None:
+        _check_names(tenant, name, REPORT_NAMES)
+        if not DATED_REPORT.fullmatch(name):
+            raise ValueError(f"{name!r} is not a dated report")
+        self.s3.get_client().delete_object(Bucket=self.bucket, Key=f"{self._base}{tenant}/{name}")
+
+    def dated_reports(self, tenant: str) -> list[str]:
+        _check_names(tenant, REPORT_CSV, REPORT_NAMES)
+        client = self.s3.get_client()
+        prefix = f"{self._base}{tenant}/jointflows_import_"
+        return sorted(
+            name for _, name, _ in self._objects(client, prefix) if DATED_REPORT.fullmatch(name)
+        )
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self._base}"

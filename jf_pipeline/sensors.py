@@ -61,6 +61,56 @@ ingest_tenant = define_asset_job(
 )
 
 
+MAX_TICK_DETAILS = 10
+"""A tick's explanation names at most this many settling tenants and skipped folders."""
+
+
+def settled_seconds(state: TenantCursor, files: dict, now: float) -> float:
+    """How long a pending drop has stayed unchanged: since the sensor first saw it, or since
+    its newest file's modification, whichever is longer (what `plan_tenant` compares with
+    the settle time)."""
+    since = now - state.pending_since if state.pending_since is not None else 0.0
+    newest = max((f.modified.timestamp() for f in files.values() if f.modified), default=None)
+    return max(since, 0.0 if newest is None else now - newest, 0.0)
+
+
+def explain_tick(
+    requested: list[str],
+    settling: dict[str, float],
+    unchanged: int,
+    skipped: dict[str, str],
+    settle_seconds: float,
+    retried: int = 0,
+) -> list[str]:
+    """The sentences a tick logs (and, when it requests nothing, its skip reason): which
+    tenants got a run, which are settling and for how long, how many are unchanged, and
+    which folders were skipped and why. Folder names are shown with repr (escaped)."""
+
+    def capped(items: list[str], what: str) -> list[str]:
+        extra = len(items) - MAX_TICK_DETAILS
+        return items[:MAX_TICK_DETAILS] + ([f"... and {extra} more {what}"] if extra > 0 else [])
+
+    lines = []
+    if requested:
+        lines.append(f"requested a run for {len(requested)} tenant(s): {', '.join(requested)}")
+    if retried:
+        lines.append(f"re-requested {retried} failed drop(s)")
+    lines += capped(
+        [
+            f"{tenant}: settling {int(quiet)}/{settle_seconds:g} s"
+            for tenant, quiet in sorted(settling.items())
+        ],
+        "settling",
+    )
+    if unchanged:
+        lines.append(f"{unchanged} tenant{'' if unchanged == 1 else 's'} unchanged")
+    lines += capped(
+        [f"skipped folder {name!r}: {why}" for name, why in sorted(skipped.items())],
+        "skipped folders",
+    )
+    return lines or ["no tenant folders in the landing zone"]
+
+
 def run_key(tenant: str, fingerprint: str, requests: int) -> str:
     """Same drop on a repeated tick -> same key (no duplicate run). `requests` counts the
     tenant's requested runs (the cursor keeps it), so a drop that returns to an earlier
@@ -164,10 +214,12 @@ def record_failed_runs(context: RunFailureSensorContext, warehouse: Warehouse) -
 )
 def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> SensorResult:
     found = survey(landing.list_files())
-    for name in found.invalid_tenants:
-        context.log.warning(f"skipped landing folder {name!r}: not a valid tenant id")
-    for name, why in found.refused_tenants.items():
+    skipped = {name: "invalid tenant id" for name in found.invalid_tenants}
+    skipped.update(found.refused_tenants)
+    for name, why in skipped.items():
         context.log.warning(f"skipped landing folder {name!r}: {why}")
+    settling: dict[str, float] = {}
+    unchanged = 0
     previous = {t: TenantCursor.from_json(v) for t, v in json.loads(context.cursor or "{}").items()}
     known = set(context.instance.get_dynamic_partitions(tenants.name))
     new_tenants = sorted(set(found.tenants) - known)
@@ -184,6 +236,10 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> S
         )
         cursor[tenant] = state
         if changed is None:
+            if state.pending is not None:
+                settling[tenant] = settled_seconds(state, files, now)
+            else:
+                unchanged += 1
             continue
         if never_cleaned is None:  # a clean asset never built for a tenant must be built now
             never_cleaned = {
@@ -208,9 +264,16 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> S
             )
         )
     busy = {r.partition_key for r in requests}
-    requests += rerequest_failed_drops(context, cursor, now, busy)
+    retried = rerequest_failed_drops(context, cursor, now, busy)
+    requests += retried
+    explanation = explain_tick(
+        sorted(busy), settling, unchanged, skipped, SETTLE_SECONDS, len(retried)
+    )
+    for line in explanation:
+        context.log.info(line)
     return SensorResult(
         run_requests=requests,
+        skip_reason=None if requests else "; ".join(explanation),
         dynamic_partitions_requests=[tenants.build_add_request(new_tenants)] if new_tenants else [],
         cursor=json.dumps({t: s.to_json() for t, s in cursor.items()}, separators=(",", ":")),
     )

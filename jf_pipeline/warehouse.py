@@ -23,6 +23,9 @@ everything from customers is a bound parameter or data in a registered frame.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import math
 import os
 import re
 import shutil
@@ -448,21 +451,110 @@ def read_only_query(
         con.close()
 
 
+JSON_NATIVE_TYPES = {
+    "boolean", "tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint",
+    "uinteger", "ubigint", "uhugeint", "float", "double", "varchar", "null",
+}  # fmt: skip
+"""DuckDB type ids whose Python values are JSON values as they are."""
+JSON_NESTED_TYPES = {"list", "array", "struct", "map", "union"}
+"""Nested types, handed over as DuckDB's own JSON (`to_json`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple]
+
+
+def query_rows(path: str, sql: str, *, as_json: bool = False) -> QueryResult:
+    """Any query on the analysts' snapshot (read-only), every value converted by DuckDB
+    itself: as text (`CAST(... AS VARCHAR)`, DuckDB's own rendering of intervals, decimals,
+    lists, infinite timestamps; NULL stays None), or, `as_json`, as JSON values (numbers,
+    booleans and text as they are, nested types through `to_json`, other types as text).
+
+    No Arrow or polars conversion is involved, so no column type can make it fail (polars
+    panics on INTERVAL columns); columns are addressed by position, so duplicate or odd
+    names need no quoting."""
+    con = _open_for_reading(path, prefer_build=False)
+    try:
+        relation = con.sql(sql)
+        if relation is None:  # a statement, not a query
+            return QueryResult([], [], [])
+        ids = [t.id for t in relation.types]
+        if as_json:
+            expressions = [
+                f"#{i}"
+                if kind in JSON_NATIVE_TYPES
+                else f"CAST(to_json(#{i}) AS VARCHAR)"
+                if kind in JSON_NESTED_TYPES
+                else f"CAST(#{i} AS VARCHAR)"
+                for i, kind in enumerate(ids, 1)
+            ]
+        else:
+            expressions = [f"CAST(#{i} AS VARCHAR)" for i in range(1, len(ids) + 1)]
+        rows = relation.project(", ".join(expressions)).fetchall() if ids else []
+        if as_json:
+            nested = [i for i, kind in enumerate(ids) if kind in JSON_NESTED_TYPES]
+            floats = [i for i, kind in enumerate(ids) if kind in ("float", "double")]
+            if nested or floats:
+                rows = [_json_row(row, nested, floats) for row in rows]
+        return QueryResult(list(relation.columns), [str(t) for t in relation.types], rows)
+    finally:
+        con.close()
+
+
+def _json_row(row: tuple, nested: list[int], floats: list[int]) -> tuple:
+    values = list(row)
+    for i in nested:
+        if values[i] is not None:
+            values[i] = json.loads(values[i])
+    for i in floats:  # NaN and infinities are not JSON numbers
+        if values[i] is not None and not math.isfinite(values[i]):
+            values[i] = str(values[i])
+    return tuple(values)
+
+
 def tenant_status(path: str) -> pl.DataFrame:
-    """One row per tenant: its latest publish attempt, the last success and its age."""
+    """One row per tenant: its latest publish attempt, the last success and its age, the
+    counts that are live now (read from the published tables, whatever the latest attempt
+    was), and for a refused drop, the counts it held and the reason."""
     return read_only_query(
         path,
         """
+        WITH live_deals AS (SELECT tenant_id, count(*) AS n FROM importable_deals GROUP BY ALL),
+             live_accounts AS (SELECT tenant_id, count(*) AS n FROM accounts GROUP BY ALL),
+             live_contacts AS (SELECT tenant_id, count(*) AS n FROM importable_contacts GROUP BY ALL)
         SELECT i.tenant_id, i.outcome, i.finished_at AS last_attempt_at,
                f.last_published_at,
                CAST(epoch(current_timestamp) - epoch(f.last_published_at) AS BIGINT) AS published_age_s,
-               i.deals_published AS deals, i.deals_rejected, i.contacts_published AS contacts,
-               i.errors, i.warnings, i.reason
+               coalesce(d.n, 0) AS deals, i.deals_rejected,
+               coalesce(a.n, 0) AS accounts, coalesce(c.n, 0) AS contacts,
+               i.errors, i.warnings,
+               CASE WHEN i.outcome = 'refused' THEN i.deals_in_drop END AS refused_deals,
+               CASE WHEN i.outcome = 'refused' THEN i.accounts_in_drop END AS refused_accounts,
+               CASE WHEN i.outcome = 'refused' THEN i.contacts_in_drop END AS refused_contacts,
+               i.reason
         FROM ingestions i JOIN tenant_freshness f USING (tenant_id)
+        LEFT JOIN live_deals d ON d.tenant_id = i.tenant_id
+        LEFT JOIN live_accounts a ON a.tenant_id = i.tenant_id
+        LEFT JOIN live_contacts c ON c.tenant_id = i.tenant_id
         QUALIFY row_number() OVER (PARTITION BY i.tenant_id ORDER BY i.finished_at DESC) = 1
         ORDER BY i.tenant_id
         """,
     )
+
+
+def known_tenants(path: str) -> list[str]:
+    """Every tenant the warehouse has an ingestion of (published, refused or failed)."""
+    try:
+        frame = read_only_query(
+            path,
+            f"SELECT DISTINCT tenant_id FROM {ident(INGESTIONS)} ORDER BY 1",  # noqa: S608
+        )
+    except duckdb.CatalogException:
+        return []
+    return frame["tenant_id"].to_list() if frame.height else []
 
 
 def tenant_rejects(path: str, tenant: str) -> pl.DataFrame:
@@ -470,7 +562,7 @@ def tenant_rejects(path: str, tenant: str) -> pl.DataFrame:
     return read_only_query(
         path,
         """
-        SELECT file, row_number, record_id, severity, reason, "column", value, message
+        SELECT file, row_number, line_number, record_id, severity, reason, "column", value, message
         FROM rejected_rows WHERE tenant_id = ?
         ORDER BY file, severity, reason, row_number NULLS FIRST
         """,

@@ -4,8 +4,11 @@ and a core that imports neither Dagster nor the settings module (issue #16)."""
 from __future__ import annotations
 
 import ast
+import csv
+import io
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,10 +81,13 @@ def test_a_fall_below_the_baseline_is_refused_and_only_rejected_rows_are_written
     assert plan.outcome == "refused" and not plan.guard.passed
     assert list(plan.tables) == ["rejected_rows"]
     assert plan.ingestion["deals_published"] is None  # nothing replaced
+    # ... but the drop's own counts are kept, for `jf status` and the customer summary.
+    assert (plan.ingestion["deals_in_drop"], plan.ingestion["contacts_in_drop"]) == (30, 40)
     assert (
         plan.ingestion["reason"] == "the valid deal count would fall from 100 to 30 (more than 50%)"
     )
     assert b"held back for review" in plan.report[1]
+    assert b"Why: the valid deal count would fall from 100 to 30" in plan.report[1]
 
 
 def test_an_approved_fall_is_published_and_records_who_approved():
@@ -140,3 +146,78 @@ def test_importing_the_whole_core_loads_neither_dagster_nor_settings():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def _spreadsheet_lines(text: str, id_column: int) -> dict[str, int]:
+    """deal id -> the line a spreadsheet shows it on, by Python's csv module on its own:
+    every record is a line (blank ones too), a quoted cell spanning lines is one."""
+    lines = {}
+    for line, record in enumerate(csv.reader(io.StringIO(text)), 1):
+        if len(record) > id_column:
+            lines[record[id_column].strip()] = line
+    return lines
+
+
+@pytest.mark.parametrize("spaced_quotes", [False, True], ids=["polars-reader", "csv-module"])
+def test_line_numbers_match_the_spreadsheet_with_a_title_blank_lines_and_multiline_cells(
+    spaced_quotes,
+):
+    """rejected_rows.line_number is the line the customer sees in Excel (header line + data
+    row), past a report title, blank lines and quoted cells spanning lines, at 1,200 mostly
+    distinct rows, on both readers (`, "` makes the csv-module path read the file)."""
+    header = (
+        "Name,target_close_date,owner_email,value,deal_unique_id,account_unique_id,account_name"
+    )
+    out = ["Opportunity report (exported 2026-11-02)", "", header]
+    bad = set()
+    for i in range(1, 1_201):
+        date = f"2027-{1 + i % 12:02d}-{1 + i % 28:02d}"
+        if i % 97 == 0:
+            date, _ = "not a date", bad.add(f"D-{i:05d}")
+        name = f'"Deal {i}\nsecond line"' if i % 50 == 0 else f"Deal {i}"
+        account = f' "Account {i % 40}, Inc"' if spaced_quotes else f"Account {i % 40}"
+        out.append(f"{name},{date},o{i}@x.example,{i}.50,D-{i:05d},A-{i % 40},{account}")
+        if i % 113 == 0:
+            out.append("")  # a blank line: a blank spreadsheet row
+    text = "\n".join(out) + "\n"
+    tables, sources = _acme(deals=text.encode())
+    plan = plan_publish("acme", tables, sources, _state(), PublishPolicy(), RUN)
+    problems = plan.rejected_rows.filter(
+        (pl.col("file") == "deals.csv") & (pl.col("reason") == "invalid_date")
+    )
+    assert set(problems["record_id"]) == bad and len(bad) == 12
+    expected = _spreadsheet_lines(text.replace(', "', ',"'), 4)
+    got = dict(problems.select("record_id", "line_number").iter_rows())
+    assert got == {deal: expected[deal] for deal in bad}
+    # Data row n is on the header's line (3: title and a blank line above it) + n.
+    assert (problems["line_number"] - problems["row_number"]).unique().to_list() == [3]
+    whole_file = plan.rejected_rows.filter(pl.col("row_number").is_null())
+    assert whole_file["line_number"].null_count() == whole_file.height > 0  # preamble note
+    csv_report = plan.report[0].decode("utf-8-sig").splitlines()
+    assert csv_report[0].startswith("file,row_number,line_number,")
+
+
+def test_the_summary_names_the_uploads_date_and_each_files_version():
+    """The admin can tell which upload a summary is about: its date and file versions are at
+    the top, under the verdict (and the refusal's reason)."""
+    tables, sources = _acme()
+    sources = {
+        d: replace(
+            f,
+            version=f"{d}-0123456789abcdef",
+            size=1234,
+            modified=datetime(2026, 10, 31, 23, m, tzinfo=UTC),
+        )
+        for m, (d, f) in enumerate(sources.items())
+    }
+    for state, verdict in ((_state(), "imported"), (_state(deals=100), "NOT IMPORTED")):
+        plan = plan_publish("acme", tables, sources, state, PublishPolicy(), RUN)
+        lines = plan.report[1].decode().splitlines()
+        assert verdict in lines[0]
+        at = lines.index("Upload of 2026-10-31 23:02 UTC (processed 2026-11-01 00:05 UTC):")
+        assert at == (1 if verdict == "imported" else 2)
+        assert lines[at + 1 : at + 4] == [
+            "  accounts.csv: version accounts-012, 1,234 bytes, modified 2026-10-31 23:01 UTC",
+            "  contacts.csv: version contacts-012, 1,234 bytes, modified 2026-10-31 23:02 UTC",
+            "  deals.csv: version deals-012345, 1,234 bytes, modified 2026-10-31 23:00 UTC",
+        ]

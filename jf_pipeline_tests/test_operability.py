@@ -70,10 +70,10 @@ def test_jf_rejects_explains_each_rejected_row(ingested, capsys):
     out = capsys.readouterr().out
     assert out.startswith("initech: 4 error(s), 7 warning(s)")
     for expected in (
-        "row 16: target_close_date 'TBD'",
-        "row 17: owner_email is required but blank",
-        "row 18: value 'ca. zehn'",
-        "row 20: deal IN-103 has no account_name",
+        "row 16 (line 17): target_close_date 'TBD'",
+        "row 17 (line 18): owner_email is required but blank",
+        "row 18 (line 19): value 'ca. zehn'",
+        "row 20 (line 21): deal IN-103 has no account_name",
     ):
         assert expected in out
     assert main(["rejects", "initech", "--warehouse", ingested, "--json"]) == 0
@@ -92,6 +92,112 @@ def test_jf_sql_is_read_only(ingested, capsys):
     assert main(["sql", "DELETE FROM importable_deals", "--warehouse", ingested]) == 1
     assert "read-only" in capsys.readouterr().err
     assert query(ingested, "SELECT count(*) FROM importable_deals") == [(77,)]
+
+
+def test_jf_sql_prints_intervals_decimals_lists_and_nulls(ingested, capsys):
+    """Any DuckDB type is printed (text and JSON) without the Arrow-to-polars conversion that
+    panicked on INTERVAL columns (`age > interval 1 day` matched no row and crashed)."""
+    for where, tenants in (("age > interval 1 day", []), ("age < interval 1 day", SAMPLE_TENANTS)):
+        sql = f"SELECT tenant_id, age FROM tenant_freshness WHERE {where} ORDER BY tenant_id"  # noqa: S608
+        assert main(["sql", sql, "--warehouse", ingested]) == 0, where
+        out = capsys.readouterr().out
+        assert [t for t in SAMPLE_TENANTS if f"| {t} " in out] == tenants
+        assert f"({len(tenants)} row" in out
+        assert main(["sql", sql, "--warehouse", ingested, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [r["tenant_id"] for r in rows] == tenants
+        assert all(r["age"].startswith("00:") for r in rows)  # DuckDB's own interval text
+    typed = (
+        "SELECT 1.50::DECIMAL(10, 2) AS amount, [1, 2] AS ids, NULL AS nothing, "
+        "'infinity'::TIMESTAMP AS never, {'k': INTERVAL 3 DAY} AS nested, 7 AS amount"
+    )
+    assert main(["sql", typed, "--warehouse", ingested]) == 0
+    out = capsys.readouterr().out
+    assert " 1.50 |" in out and "[1, 2]" in out and "NULL" in out and "infinity" in out
+    assert "{'k': 3 days}" in out
+    assert main(["sql", typed, "--warehouse", ingested, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {
+            "amount": "1.50",
+            "ids": [1, 2],
+            "nothing": None,
+            "never": "infinity",
+            "nested": {"k": "3 days"},
+            "amount_2": 7,
+        }
+    ]
+
+
+def test_jf_sql_cuts_wide_cells_in_text_but_not_in_json(ingested, capsys):
+    sql = "SELECT repeat('x', 500) AS wide, 'short' AS narrow"
+    assert main(["sql", sql, "--warehouse", ingested]) == 0
+    out = capsys.readouterr().out
+    assert "x" * 59 + "…" in out and "x" * 61 not in out and "short" in out
+    assert max(len(line) for line in out.splitlines()) < 100
+    assert main(["sql", sql, "--warehouse", ingested, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["wide"] == "x" * 500
+
+
+def test_jf_sql_query_error_is_one_line_and_exit_1(ingested, capsys):
+    for sql in ("selec 1", "SELECT * FROM no_such_table", "SELECT 1 +", "SELECT 'a'::INTEGER"):
+        assert main(["sql", sql, "--warehouse", ingested]) == 1, sql
+        captured = capsys.readouterr()
+        assert captured.out == "", sql
+        assert len(captured.err.splitlines()) == 1, captured.err
+        assert captured.err.startswith("query failed: ")
+        # DuckDB's message lines joined, not shown as escaped newlines ("\x0a\x0aLINE 1").
+        assert "\\x0a" not in captured.err and "Error: " in captured.err
+
+
+def test_jf_rejects_of_an_unknown_tenant_is_an_error(ingested, capsys):
+    """`jf rejects Initech` (no such tenant) used to say "no rejected rows" and exit 0."""
+    for tenant, hint in (("Initech", "did you mean 'initech'?"), ("x'; drop table t; --", "")):
+        for extra in ([], ["--json"]):
+            assert main(["rejects", tenant, "--warehouse", ingested, *extra]) == 1
+            captured = capsys.readouterr()
+            assert captured.out == ""
+            assert len(captured.err.splitlines()) == 1
+            assert captured.err.startswith("unknown tenant ") and hint in captured.err
+    assert main(["rejects", "acme", "--warehouse", ingested]) == 0
+    assert "acme: no rejected rows" in capsys.readouterr().out
+
+
+def test_a_refused_drop_is_stated_first_with_live_counts_and_its_own(
+    ingested, landing_root, capsys
+):
+    """A refusal reaches the engineer and the customer: `jf status` shows the counts that are
+    live (not NULL) and the refused drop's counts with the reason; `jf rejects` and the
+    customer summary lead with the refusal and why (the problems alone do not explain it)."""
+    deals = landing_root / "acme" / "deals.csv"
+    deals.write_text("".join(deals.read_text().splitlines(keepends=True)[:9]))  # 30 -> 8
+    assert main(["ingest", "--landing", str(landing_root), "--warehouse", ingested]) == 1
+    capsys.readouterr()
+    why = "the valid deal count would fall from 30 to 8 (more than 50%)"
+
+    assert main(["status", "--warehouse", ingested, "--json"]) == 0
+    acme = {r["tenant_id"]: r for r in json.loads(capsys.readouterr().out)}["acme"]
+    assert acme["outcome"] == "refused" and acme["reason"] == why
+    assert (acme["deals"], acme["accounts"], acme["contacts"]) == (30, 8, 40)  # live
+    assert (acme["refused_deals"], acme["refused_contacts"]) == (8, 40)
+    assert main(["status", "--warehouse", ingested]) == 0
+    out = capsys.readouterr().out
+    assert "deals 8, accounts" in " ".join(out.split()) and "would fall from 30 to 8" in " ".join(
+        out.split()
+    )
+
+    assert main(["rejects", "acme", "--warehouse", ingested]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("acme: REFUSED: the latest drop was not published")
+    assert lines[1] == f"  reason: {why}"
+    assert "jf ingest --tenant acme --approve" in lines[2]
+
+    summary = (landing_root / "acme" / REPORT_SUMMARY).read_text().splitlines()
+    assert summary[0].startswith("Jointflows import for acme: NOT IMPORTED")
+    assert summary[1] == f"Why: {why}."
+    assert "Deals in this upload: 8 (not imported)" in summary
+    assert query(ingested, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme'") == [
+        (30,)
+    ]
 
 
 def test_commands_without_a_warehouse_say_so(tmp_path, capsys):
@@ -167,3 +273,31 @@ def test_ingestions_record_each_files_key_version_size_and_times(ingested, landi
     )[0]
     deals = landing_root / "globex" / "deals.csv"
     assert row == (str(deals), deals.stat().st_size, 64, None, None, True)
+
+
+OLD_STAMPS = [f"2026010{d}T000000Z" for d in range(1, 7)]  # six older runs' reports
+
+
+def test_the_last_five_reports_are_kept_dated_and_older_ones_deleted(
+    landing_root, warehouse_path, instance, tmp_path
+):
+    """The admin keeps the last few reports (dated copies) besides the latest under the
+    fixed names; only our own dated names are ever deleted, a link is removed, not followed."""
+    folder = landing_root / "initech"
+    for stamp in OLD_STAMPS:
+        (folder / f"jointflows_import_report_{stamp}.csv").write_text("old\n")
+        (folder / f"jointflows_import_summary_{stamp}.txt").write_text("old\n")
+    (folder / "jointflows_import_report_mine.csv").write_text("the admin's own copy\n")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not ours")
+    (folder / "jointflows_import_report_20250101T000000Z.csv").symlink_to(outside)
+    assert run_tenant("initech", landing_root, warehouse_path, instance).success
+    dated = sorted(p.name for p in folder.glob("jointflows_import_*_2*"))
+    stamps = sorted({name.split("_")[-1].split(".")[0] for name in dated})
+    assert len(stamps) == 5 and stamps[:4] == OLD_STAMPS[-4:]
+    assert len(dated) == 10  # each kept run: its report and its summary
+    newest = folder / f"jointflows_import_summary_{stamps[-1]}.txt"
+    assert newest.read_bytes() == (folder / REPORT_SUMMARY).read_bytes()
+    assert b"Deals imported: 15" in newest.read_bytes()
+    assert (folder / "jointflows_import_report_mine.csv").read_text() == "the admin's own copy\n"
+    assert outside.read_text() == "not ours"

@@ -275,3 +275,61 @@ def test_asset_checks_name_the_offending_ids(landing_root, warehouse_path, insta
     ].value == ["P9"]
     assert checks[("clean_accounts", "unique_ids")].passed
     assert checks[("importable_deals", "publish_guard")].passed
+
+
+def _latest_check_status(instance, asset: str, check: str, tenant: str):
+    """The check's latest evaluation for one tenant partition, as the UI reads it."""
+    from dagster import AssetCheckKey, AssetKey
+
+    key = AssetCheckKey(AssetKey(asset), check)
+    records = instance.event_log_storage.get_asset_check_execution_history(key, limit=20)
+    for record in records:  # newest first
+        evaluation = record.event.dagster_event.event_specific_data
+        if evaluation.partition == tenant:
+            return evaluation.passed
+    return None
+
+
+def test_each_tenants_checks_pass_or_fail_on_their_own(landing_root, warehouse_path, instance):
+    """Checks are partitioned: initech's failing checks stay failed after acme passes them
+    (unpartitioned, the last tenant's run made every check read "Passed")."""
+    assert run_tenant("initech", landing_root, warehouse_path, instance).success
+    acme = run_tenant("acme", landing_root, warehouse_path, instance)
+    assert acme.success
+    evaluations = [
+        e.event_specific_data
+        for e in acme.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert len(evaluations) == 10 and {e.partition for e in evaluations} == {"acme"}
+    for asset, check, initech_passed in (
+        ("clean_deals", "required_values", False),
+        ("clean_deals", "unique_ids", False),
+        ("importable_contacts", "contacts_reference_accounts", False),
+        ("importable_deals", "publish_guard", True),
+    ):
+        assert _latest_check_status(instance, asset, check, "initech") is initech_passed
+        assert _latest_check_status(instance, asset, check, "acme") is True
+
+
+def test_required_values_fails_for_a_file_missing_a_required_column(
+    landing_root, warehouse_path, instance
+):
+    deals = landing_root / "acme" / "deals.csv"
+    lines = deals.read_text().splitlines()
+    header = lines[0].split(",")
+    drop = header.index("owner_email")
+    deals.write_text(
+        "\n".join(",".join(c for i, c in enumerate(line.split(",")) if i != drop) for line in lines)
+        + "\n"
+    )
+    result = run_tenant("acme", landing_root, warehouse_path, instance)
+    required = next(
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "required_values"
+        and e.event_specific_data.asset_key.to_user_string() == "clean_deals"
+    )
+    assert not required.passed
+    assert required.metadata["offending_ids"].value == ["missing column(s) owner_email"]

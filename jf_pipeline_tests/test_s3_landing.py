@@ -253,3 +253,29 @@ def test_look_alike_keys_on_s3_are_reported_to_the_customer(bucket, warehouse_pa
     ) == [(0,)]
     report = client.get_object(Bucket=bucket, Key="drops/globex/jointflows_import_report.csv")
     assert "'Contacts.csv' was ignored" in report["Body"].read().decode("utf-8-sig")
+
+
+def test_dated_reports_on_s3_keep_the_last_five(bucket, warehouse_path, instance):
+    client = boto3.client("s3")
+    for day in range(1, 7):
+        for kind, ext in (("report", "csv"), ("summary", "txt")):
+            key = f"drops/acme/jointflows_import_{kind}_2026010{day}T000000Z.{ext}"
+            client.put_object(Bucket=bucket, Key=key, Body=b"old")
+    client.put_object(Bucket=bucket, Key="drops/acme/jointflows_import_report_x.csv", Body=b"x")
+    store = landing_store_from_uri(f"s3://{bucket}/drops")
+    assert run_tenant("acme", store, warehouse_path, instance).success
+    keys = [
+        o["Key"].removeprefix("drops/acme/")
+        for o in client.list_objects_v2(Bucket=bucket, Prefix="drops/acme/jointflows_import_")[
+            "Contents"
+        ]
+    ]
+    dated = [
+        k
+        for k in keys
+        if k.startswith(("jointflows_import_report_2", "jointflows_import_summary_2"))
+    ]
+    assert len(dated) == 10
+    assert "jointflows_import_report_20260102T000000Z.csv" not in keys
+    assert "jointflows_import_report_20260103T000000Z.csv" in keys
+    assert {"jointflows_import_report.csv", "jointflows_import_report_x.csv"} <= set(keys)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from unittest import mock
 
@@ -240,3 +241,40 @@ def test_cursor_stays_one_short_entry_per_tenant(ticker, landing_root):
     # "accounts.contacts.deals.users" fingerprints, 8 hex chars or "-" each: never a key history.
     assert all(isinstance(v, str) and len(v) <= 9 * len(FILE_NAMES) - 1 for v in entries.values())
     assert len(ticker.cursor) < 60 * len(entries)
+
+
+def test_a_tick_that_requests_nothing_says_why(ticker, landing_root, monkeypatch):
+    """The sensor explains itself instead of a bare "0 runs requested": settling tenants with
+    how long they have been quiet, how many are unchanged, and skipped folders with why."""
+    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 10.0)
+    first = ticker.tick()
+    assert len(first.run_requests) == 4 and first.skip_message is None
+    assert ticker.tick().skip_message == "4 tenants unchanged"
+
+    (landing_root / "UPPER").mkdir()
+    (landing_root / "UPPER" / "deals.csv").write_bytes(b"x\n")
+    ticker.upload(
+        landing_root / "globex" / "deals.csv",
+        (landing_root / "acme" / "deals.csv").read_bytes(),
+    )
+    # Quiet seconds are whole seconds of the sensor's clock; a slow tick may add one.
+    assert re.fullmatch(
+        r"globex: settling [01]/10 s; 3 tenants unchanged; "
+        r"skipped folder 'UPPER': invalid tenant id",
+        ticker.tick().skip_message,
+    )
+    ticker.advance(4)
+    assert re.match(r"globex: settling [45]/10 s; 3 tenants unchanged", ticker.tick().skip_message)
+    ticker.advance(7)
+    settled = ticker.tick()
+    assert [r.partition_key for r in settled.run_requests] == ["globex"]
+    assert settled.skip_message is None
+
+
+def test_a_tick_explanation_stays_short_with_many_tenants():
+    lines = sensors.explain_tick(
+        [], {f"t{i:03d}": 1.0 for i in range(500)}, 2, {"UP": "invalid tenant id"}, 10.0
+    )
+    assert lines[:2] == ["t000: settling 1/10 s", "t001: settling 1/10 s"]
+    assert "... and 490 more settling" in lines and "2 tenants unchanged" in lines
+    assert len(lines) == 13

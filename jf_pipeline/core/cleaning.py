@@ -52,6 +52,8 @@ class CleanTable:
     """The file as a whole was unusable: the tenant's published data from it must stay."""
     source: LandingFile | None = None
     """The landing file (key, version, size) these rows came from; None if it was absent."""
+    header_line: int = 1
+    """The header's spreadsheet line (`ReadTable.header_line`)."""
     owner_source: str | None = None
     """Set when the owner column holds user ids or names instead of e-mails: which column
     held what ("column 'OwnerId' holds user ids such as '0051x0000…'"). The rows then carry
@@ -136,7 +138,7 @@ def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
     file = spec.file_name
     empty = pl.DataFrame(schema=clean_schema(spec))
     if read.rejected and read.frame.height == 0:
-        return CleanTable(empty, read.problems, rejected=True)
+        return CleanTable(empty, read.problems, rejected=True, header_line=read.header_line)
     # A file rejected for its header still has its found columns checked (one round trip):
     # their row problems are reported, and no row is published.
     found = [c for c in spec.columns if c.name not in read.missing_columns]
@@ -280,4 +282,5 @@ def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
         problems=concat_problems(problems),
         rejected=read.rejected,
         owner_source=owner_source,
+        header_line=read.header_line,
     )

@@ -116,10 +116,19 @@ def plan_publish(
         **{f"{d}_key": f.key if f else None for d, f in sources.items()},
         **{f"{d}_size": f.size if f else None for d, f in sources.items()},
         **counts,
+        **{f"{d}_in_drop": n for d, n in new_counts.items()},
         "reason": guard.reason,
         "approved": guard.approved,
         "approved_by": (policy.approved_by or "approved") if guard.approved else None,
         "approved_at": run.finished_at if guard.approved else None,
     }
-    report = import_report(tenant, result.rejected_rows, outcome, counts)
+    report = import_report(
+        tenant,
+        result.rejected_rows,
+        outcome,
+        {**counts, **ingestion},
+        reason=guard.reason,
+        files=sources,
+        imported_at=run.finished_at,
+    )
     return PublishPlan(tables, result.rejected_rows, guard, outcome, counts, ingestion, report)

@@ -53,10 +53,30 @@ REASONS: dict[str, tuple[str, str]] = {
 }
 
 _POLARS = {"VARCHAR": pl.String(), "BIGINT": pl.Int64()}
+LINE_NUMBER = "line_number"
+"""Added once a drop's problems are gathered (`with_line_numbers`): each file's header line
+is known only to its reader."""
 PROBLEM_SCHEMA: dict[str, pl.DataType] = {
-    f.name: _POLARS[f.type] for f in REJECTED_ROWS.fields if f.name != "tenant_id"
+    f.name: _POLARS[f.type]
+    for f in REJECTED_ROWS.fields
+    if f.name not in ("tenant_id", LINE_NUMBER)
 }
-"""A problem frame: rejected_rows' columns without tenant_id (contract.REJECTED_ROWS)."""
+"""A problem frame: rejected_rows' columns without tenant_id and line_number
+(contract.REJECTED_ROWS)."""
+
+
+def with_line_numbers(problems: pl.DataFrame, header_lines: dict[str, int]) -> pl.DataFrame:
+    """`problems` with `line_number`: the spreadsheet line the customer sees, i.e. the
+    file's header line (`header_lines`, 1 when unknown) + `row_number`; NULL for a
+    whole-file problem. Columns in rejected_rows' order."""
+    header_line = (
+        pl.col("file").replace_strict(header_lines, default=1, return_dtype=pl.Int64)
+        if header_lines
+        else pl.lit(1, pl.Int64)
+    )
+    return problems.with_columns((pl.col("row_number") + header_line).alias(LINE_NUMBER)).select(
+        REJECTED_ROWS.data_names
+    )
 
 
 def empty_problems() -> pl.DataFrame:

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 import polars as pl
 
 from jf_pipeline.core.cleaning import CleanTable
-from jf_pipeline.core.problems import ERROR, concat_problems, count_by_severity
+from jf_pipeline.core.problems import (
+    ERROR,
+    concat_problems,
+    count_by_severity,
+    with_line_numbers,
+)
 from jf_pipeline.core.rules import (
     checked_contacts,
     importable_deals,
@@ -109,7 +114,20 @@ def publication(
         contact_rows, contact_problems = checked_contacts(contacts.rows, known)
         problems.append(contact_problems)
 
-    rejected = concat_problems(problems).sort(
-        ["file", "row_number", "column"], nulls_last=False, maintain_order=True
+    header_lines = {
+        f"{dataset}.csv": table.header_line
+        for dataset, table in (
+            ("deals", deals),
+            ("accounts", accounts),
+            ("contacts", contacts),
+            ("users", users),
+        )
+        if table is not None
+    }
+    rejected = with_line_numbers(
+        concat_problems(problems).sort(
+            ["file", "row_number", "column"], nulls_last=False, maintain_order=True
+        ),
+        header_lines,
     )
     return Publication(deal_rows, account_rows, contact_rows, rejected)

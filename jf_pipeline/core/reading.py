@@ -82,6 +82,9 @@ class ReadTable:
     header_mapping: dict[str, str] = field(default_factory=dict)
     """source header -> contract column, for every header that was matched."""
     ignored_columns: list[str] = field(default_factory=list)
+    header_line: int = 1
+    """The header's line in a spreadsheet (1 + the records above it, blank or a title):
+    data row n is on line `header_line + n`."""
     missing_columns: list[str] = field(default_factory=list)
     """Required columns the header lacks. The file is then rejected, but `frame` still holds
     its rows with the columns that were found, so their problems are reported too."""
@@ -644,6 +647,7 @@ def read_table(
             header_mapping=header_mapping,
             ignored_columns=ignored,
             missing_columns=missing,
+            header_line=parsed.skipped_lines + 1,
         )
     return ReadTable(
         frame=frame,
@@ -653,6 +657,7 @@ def read_table(
         delimiter=delimiter,
         header_mapping=header_mapping,
         ignored_columns=ignored,
+        header_line=parsed.skipped_lines + 1,
     )
 
 

@@ -6,13 +6,37 @@ and a short text summary. Cells that a spreadsheet would run as a formula are ne
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 import polars as pl
 
 from jf_pipeline.contract import REJECTED_ROWS
+from jf_pipeline.core.landing import LandingFile
 
 REPORT_CSV = "jointflows_import_report.csv"
 REPORT_SUMMARY = "jointflows_import_summary.txt"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+REPORT_HISTORY = 5
+"""Dated copies of the report kept in the tenant's folder (the newest runs'); older ones go."""
+DATED_REPORT = re.compile(
+    r"jointflows_import_(?:report|summary)_(?P<stamp>[0-9]{8}T[0-9]{6}Z)\.(?:csv|txt)"
+)
+"""The dated copies' names: only names of exactly this shape are ever deleted."""
+
+
+def dated_report_names(when: datetime) -> tuple[str, str]:
+    """(report CSV, summary) names of the dated copies for a run that finished `when`."""
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"jointflows_import_report_{stamp}.csv", f"jointflows_import_summary_{stamp}.txt"
+
+
+def reports_to_prune(names: list[str], keep: int = REPORT_HISTORY) -> list[str]:
+    """Of a tenant folder's file names, the dated reports older than the newest `keep`
+    runs' (a run's report and summary share a stamp). Other names are never returned."""
+    stamps = sorted({m["stamp"] for n in names if (m := DATED_REPORT.fullmatch(n))}, reverse=True)
+    old = set(stamps[keep:])
+    return sorted(n for n in names if (m := DATED_REPORT.fullmatch(n)) and m["stamp"] in old)
 
 
 def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
@@ -29,26 +53,85 @@ def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _count(counts: dict, dataset: str) -> str:
+    published = counts.get(f"{dataset}_published")
+    return "unchanged" if published is None else str(published)
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "unknown"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def drop_lines(files: dict[str, LandingFile | None], imported_at: datetime | None) -> list[str]:
+    """Which upload the report is about: its date (the newest file's modification time),
+    when it was processed, and each file's version, size and modification time, so the
+    admin can tell this report from an older one and match it to their own files."""
+    present = {d: f for d, f in files.items() if f is not None and f.present}
+    newest = max((f.modified for f in present.values() if f.modified), default=None)
+    lines = [f"Upload of {_when(newest)} (processed {_when(imported_at)}):"]
+    for dataset in sorted(files, key=lambda d: (d == "users", d)):
+        file = present.get(dataset)
+        if file is None:
+            if dataset != "users":  # users.csv is optional: say nothing when it is absent
+                lines.append(f"  {dataset}.csv: not in the folder")
+            continue
+        lines.append(
+            f"  {file.name}: version {file.version[:12]}, {file.size:,} bytes, "
+            f"modified {_when(file.modified)}"
+        )
+    return lines
+
+
 def import_report(
-    tenant: str, rejected_rows: pl.DataFrame, outcome: str, counts: dict
+    tenant: str,
+    rejected_rows: pl.DataFrame,
+    outcome: str,
+    counts: dict,
+    reason: str | None = None,
+    files: dict[str, LandingFile | None] | None = None,
+    imported_at: datetime | None = None,
 ) -> tuple[bytes, bytes]:
-    """(CSV bytes, summary text bytes) for one tenant's latest run."""
+    """(CSV bytes, summary text bytes) for one tenant's latest run.
+
+    `counts` holds the ingestion's counts (`deals_published`, `deals_in_drop`, ...);
+    `reason` is the publish guard's reason. A refused import says so, and why, first; then
+    the upload's date and file versions (`files`: dataset -> the landing file read)."""
     rows = neutralise_formulas(rejected_rows.select(REJECTED_ROWS.data_names))
     errors = rejected_rows.filter(pl.col("severity") == "error").height
-    verdict = {
-        "published": "Your files were imported.",
-        "partial": "Your files were imported, except the file(s) rejected below.",
-        "refused": "Nothing was changed: the import was held back for review (see below). "
-        "Your previously imported data is still in Jointflows.",
-    }.get(outcome, outcome)
-    lines = [
-        f"Jointflows import for {tenant}: {verdict}",
-        f"Deals imported: {counts.get('deals_published') if counts.get('deals_published') is not None else 'unchanged'}",
-        f"Contacts imported: {counts.get('contacts_published') if counts.get('contacts_published') is not None else 'unchanged'}",
+    if outcome == "refused":
+        lines = [
+            f"Jointflows import for {tenant}: NOT IMPORTED. Nothing was changed: the import "
+            "was held back for review.",
+            f"Why: {reason or 'the publish guard refused it'}.",
+            *drop_lines(files or {}, imported_at),
+            "Your previously imported data is still in Jointflows. If this upload is "
+            "complete and correct, ask your Jointflows contact to approve it; otherwise "
+            "upload the complete files again.",
+        ]
+        for dataset in ("deals", "accounts", "contacts"):
+            in_drop = counts.get(f"{dataset}_in_drop")
+            shown = "file not readable" if in_drop is None else in_drop
+            lines.append(f"{dataset.capitalize()} in this upload: {shown} (not imported)")
+    else:
+        verdict = {
+            "published": "Your files were imported.",
+            "partial": "Your files were imported, except the file(s) rejected below.",
+        }.get(outcome, outcome)
+        lines = [
+            f"Jointflows import for {tenant}: {verdict}",
+            *drop_lines(files or {}, imported_at),
+            f"Deals imported: {_count(counts, 'deals')}",
+            f"Contacts imported: {_count(counts, 'contacts')}",
+        ]
+    lines += [
         f"Rows not imported (errors): {errors}; warnings: {rejected_rows.height - errors}.",
         f"Details, one line per problem: {REPORT_CSV}",
     ]
     by_reason = rejected_rows.group_by(["file", "severity", "reason"], maintain_order=True).len()
-    for file, severity, reason, n in by_reason.iter_rows():
-        lines.append(f"  {file}: {n} x {reason} ({severity})")
+    for file, severity, reason_code, n in by_reason.iter_rows():
+        lines.append(f"  {file}: {n} x {reason_code} ({severity})")
     return rows.write_csv().encode("utf-8-sig"), ("\n".join(lines) + "\n").encode("utf-8")
