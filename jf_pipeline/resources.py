@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import ConfigurableResource, FilesystemIOManager
-from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from pydantic import Field
 
 from jf_pipeline import settings, warehouse
@@ -422,12 +421,37 @@ class LocalLandingStore(LandingStore):
         return str(Path(self.root).resolve())
 
 
+class S3(ConfigurableResource):
+    """An S3 client from boto3's own credential chain (AWS_* variables, profiles, roles).
+
+    Ours rather than dagster_aws's S3Resource: importing dagster_aws costs every process
+    (run workers, the code server, `jf`) 2-4 s, for a landing zone or storage that is often
+    a local folder. boto3 is imported only when a client is made. Retries: botocore's
+    standard mode, as S3Resource sets it."""
+
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint")
+    region_name: str | None = Field(default=None, description="AWS region")
+    max_attempts: int = Field(default=5, description="botocore attempts per call")
+
+    def get_client(self):
+        import boto3  # deferred: see the class docstring
+        from botocore.config import Config
+
+        retries = {"max_attempts": self.max_attempts, "mode": "standard"}
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            config=Config(retries=retries),
+        )
+
+
 class S3LandingStore(LandingStore):
     """A landing zone under `s3://bucket/prefix`. Versions are the objects' ETags."""
 
     bucket: str
     prefix: str = ""
-    s3: S3Resource = Field(default_factory=S3Resource)
+    s3: S3 = Field(default_factory=S3)
 
     @property
     def _base(self) -> str:
@@ -538,9 +562,9 @@ def landing_store_from_uri(uri: str | None = None) -> LandingStore:
     )
 
 
-def s3_from_env() -> S3Resource:
+def s3_from_env() -> S3:
     """S3 from the AWS_* variables (credentials through boto3's own chain)."""
-    return S3Resource(
+    return S3(
         endpoint_url=settings.get("AWS_ENDPOINT_URL") or None,
         region_name=settings.get("AWS_REGION") or settings.get("AWS_DEFAULT_REGION") or None,
     )
@@ -560,7 +584,13 @@ def storage_from_uri(uri: str | None = None):
     uri = uri or settings.get("JF_STORAGE")
     if uri.startswith("s3://"):
         bucket, prefix = _split_s3_uri(uri)
-        return S3PickleIOManager(s3_resource=s3_from_env(), s3_bucket=bucket, s3_prefix=prefix)
+        from dagster_aws.s3 import S3PickleIOManager, S3Resource  # only for S3 storage
+
+        s3 = S3Resource(
+            endpoint_url=settings.get("AWS_ENDPOINT_URL") or None,
+            region_name=settings.get("AWS_REGION") or settings.get("AWS_DEFAULT_REGION") or None,
+        )
+        return S3PickleIOManager(s3_resource=s3, s3_bucket=bucket, s3_prefix=prefix)
     return FilesystemIOManager(base_dir=uri)
 
 

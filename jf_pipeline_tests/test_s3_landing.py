@@ -9,11 +9,10 @@ import uuid
 
 import boto3
 import pytest
-from dagster_aws.s3 import S3Resource
 
 from jf_pipeline import sensors
 from jf_pipeline.core.landing import survey
-from jf_pipeline.resources import S3LandingStore, landing_store_from_uri
+from jf_pipeline.resources import S3, S3LandingStore, landing_store_from_uri
 from jf_pipeline_tests.conftest import SAMPLE_LANDING, query, run_tenant
 from jf_pipeline_tests.test_sensor import Ticker
 
@@ -194,7 +193,7 @@ def test_jf_ingest_reads_an_s3_landing_zone(bucket, warehouse_path, capsys):
 _GET_BODIES: list = []
 
 
-class ObservedS3(S3Resource):
+class ObservedS3(S3):
     """The real S3 resource; every GetObject response body is kept so a test can see how
     much of it was read (botocore's own counter). Nothing is replaced or faked."""
 
