@@ -24,15 +24,12 @@ import unicodedata
 
 import duckdb
 import polars as pl
-from dagster import DagsterInstance, materialize, mem_io_manager
 
 from jf_pipeline import warehouse as wh
 from jf_pipeline.contract import is_valid_tenant_id
 from jf_pipeline.core.guard import APPROVE_TAG, APPROVED_BY_TAG
 from jf_pipeline.core.landing import file_versions, survey
-from jf_pipeline.definitions import all_assets, build_resources
-from jf_pipeline.partitions import tenants as tenants_partitions
-from jf_pipeline.resources import landing_store_from_uri, warehouse_from_path
+from jf_pipeline.settings import get as setting
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 SUMMARY_COLUMNS = [
@@ -65,6 +62,11 @@ NUMERIC_TYPES = (
 
 
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+
+
+def _warehouse_path(path: str | None) -> str:
+    """The warehouse file the read-only commands open (no Dagster import needed)."""
+    return path or setting("JF_WAREHOUSE")
 
 
 def _escape(ch: str) -> str:
@@ -173,6 +175,14 @@ def ingest(
     approve: bool = False,
     as_json: bool = False,
 ) -> int:
+    # Dagster and the code location only for the command that runs them (status, rejects
+    # and sql start in a fraction of the time without them).
+    from dagster import DagsterInstance, materialize, mem_io_manager
+
+    from jf_pipeline.definitions import all_assets, build_resources
+    from jf_pipeline.partitions import tenants as tenants_partitions
+    from jf_pipeline.resources import landing_store_from_uri, warehouse_from_path
+
     landing = landing_store_from_uri(landing_uri)
     warehouse = warehouse_from_path(warehouse_path)
     if wh.repair_snapshot(warehouse.path):
@@ -334,7 +344,7 @@ def _emit(frame: pl.DataFrame, as_json: bool, limit: int = MAX_CELL_CHARS) -> No
 
 
 def status(warehouse_path: str | None, as_json: bool) -> int:
-    frame = wh.tenant_status(warehouse_from_path(warehouse_path).path)
+    frame = wh.tenant_status(_warehouse_path(warehouse_path))
     if not as_json:
         refused = ["refused_deals", "refused_accounts", "refused_contacts"]
         frame = frame.with_columns(
@@ -366,7 +376,7 @@ def _age(seconds: int) -> str:
 
 def rejects(tenant: str, warehouse_path: str | None, as_json: bool) -> int:
     """What to tell the customer: problems grouped by file and reason, with rows and values."""
-    path = warehouse_from_path(warehouse_path).path
+    path = _warehouse_path(warehouse_path)
     known = wh.known_tenants(path)
     if tenant not in known:
         print(unknown_tenant(tenant, known, path), file=sys.stderr)
@@ -485,7 +495,7 @@ def _outcome_lines(tenant: str, ingestion: dict) -> list[str]:
 
 def sql(query: str, warehouse_path: str | None, as_json: bool) -> int:
     try:
-        result = wh.query_rows(warehouse_from_path(warehouse_path).path, query, as_json=as_json)
+        result = wh.query_rows(_warehouse_path(warehouse_path), query, as_json=as_json)
     except duckdb.Error as exc:
         print(f"query failed: {terminal_safe(one_line(exc))}", file=sys.stderr)
         return 1
