@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -33,6 +34,35 @@ def landing_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def warehouse_path(tmp_path: Path) -> str:
     return str(tmp_path / "warehouse.duckdb")
+
+
+@dataclass(frozen=True)
+class SampleWarehouse:
+    landing: Path
+    warehouse: str
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse(tmp_path_factory) -> SampleWarehouse:
+    """The sample tenants ingested once per test process (`jf ingest` in-process), for the
+    many tests that only read the result: a copy of data/landing and its warehouse. The
+    files are made read-only, so a test that tried to change them would fail loudly; tests
+    that change a drop or the warehouse build their own (`landing_root`, `warehouse_path`)."""
+    import contextlib
+    import io
+
+    from jf_pipeline.cli import main
+
+    base = tmp_path_factory.mktemp("sample")
+    landing = base / "landing"
+    shutil.copytree(SAMPLE_LANDING, landing)
+    warehouse = str(base / "warehouse.duckdb")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["ingest", "--landing", str(landing), "--warehouse", warehouse]) == 0
+    for path in [*base.glob("*.duckdb"), *landing.rglob("*")]:
+        if path.is_file():
+            path.chmod(0o444)
+    return SampleWarehouse(landing, warehouse)
 
 
 @pytest.fixture

@@ -17,10 +17,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def ingested(landing_root, warehouse_path, capsys):
-    assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 0
-    capsys.readouterr()
-    return warehouse_path
+def ingested(sample_warehouse) -> str:
+    """The sample tenants after `jf ingest`, shared read-only (conftest.sample_warehouse)."""
+    return sample_warehouse.warehouse
+
+
+@pytest.fixture
+def sample_landing(sample_warehouse):
+    """The landing zone `ingested` was ingested from, with the reports written back."""
+    return sample_warehouse.landing
 
 
 def test_every_published_table_and_column_has_a_comment(ingested):
@@ -163,11 +168,13 @@ def test_jf_rejects_of_an_unknown_tenant_is_an_error(ingested, capsys):
 
 
 def test_a_refused_drop_is_stated_first_with_live_counts_and_its_own(
-    ingested, landing_root, capsys
+    landing_root, warehouse_path, capsys
 ):
     """A refusal reaches the engineer and the customer: `jf status` shows the counts that are
     live (not NULL) and the refused drop's counts with the reason; `jf rejects` and the
     customer summary lead with the refusal and why (the problems alone do not explain it)."""
+    ingested = warehouse_path
+    assert main(["ingest", "--landing", str(landing_root), "--warehouse", ingested]) == 0
     deals = landing_root / "acme" / "deals.csv"
     deals.write_text("".join(deals.read_text().splitlines(keepends=True)[:9]))  # 30 -> 8
     assert main(["ingest", "--landing", str(landing_root), "--warehouse", ingested]) == 1
@@ -205,8 +212,8 @@ def test_commands_without_a_warehouse_say_so(tmp_path, capsys):
     assert "no warehouse" in capsys.readouterr().err
 
 
-def test_the_import_report_lands_next_to_the_customers_files(ingested, landing_root):
-    report = pl.read_csv(landing_root / "initech" / REPORT_CSV, infer_schema=False)
+def test_the_import_report_lands_next_to_the_customers_files(ingested, sample_landing):
+    report = pl.read_csv(sample_landing / "initech" / REPORT_CSV, infer_schema=False)
     assert report.height == 11
     assert set(report.columns) >= {
         "file",
@@ -217,13 +224,13 @@ def test_the_import_report_lands_next_to_the_customers_files(ingested, landing_r
         "reason",
         "message",
     }
-    summary = (landing_root / "initech" / REPORT_SUMMARY).read_text()
+    summary = (sample_landing / "initech" / REPORT_SUMMARY).read_text()
     assert "Deals imported: 15" in summary and "Rows not imported (errors): 4" in summary
     # The sensor does not own the reports: writing them back never triggers a run.
     from jf_pipeline.core.landing import survey
     from jf_pipeline.resources import LocalLandingStore
 
-    found = survey(LocalLandingStore(root=str(landing_root)).list_files())
+    found = survey(LocalLandingStore(root=str(sample_landing)).list_files())
     assert set(found.tenants["initech"]) == {"deals.csv", "accounts.csv", "contacts.csv"}
 
 
@@ -265,13 +272,13 @@ def test_neutralise_formulas_leaves_safe_cells_alone():
     ]
 
 
-def test_ingestions_record_each_files_key_version_size_and_times(ingested, landing_root):
+def test_ingestions_record_each_files_key_version_size_and_times(ingested, sample_landing):
     row = query(
         ingested,
         "SELECT deals_key, deals_size, length(deals_version), accounts_key, contacts_size, "
         "started_at <= finished_at FROM ingestions WHERE tenant_id = 'globex'",
     )[0]
-    deals = landing_root / "globex" / "deals.csv"
+    deals = sample_landing / "globex" / "deals.csv"
     assert row == (str(deals), deals.stat().st_size, 64, None, None, True)
 
 

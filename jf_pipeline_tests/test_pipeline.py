@@ -32,13 +32,20 @@ def tenant_rows(warehouse: str, table: str, tenant: str) -> list[tuple]:
 
 @pytest.fixture
 def published(landing_root, warehouse_path, instance):
+    """The sample tenants published into a warehouse of this test's own (it may change it)."""
     for tenant in SAMPLE_TENANTS:
         assert run_tenant(tenant, landing_root, warehouse_path, instance).success
     return warehouse_path
 
 
-def test_contract_tables_have_exactly_the_contract_columns_and_types(published):
-    con = duckdb.connect(published, read_only=True)
+@pytest.fixture
+def sample(sample_warehouse) -> str:
+    """The sample tenants' warehouse, shared read-only by the tests that only read it."""
+    return sample_warehouse.warehouse
+
+
+def test_contract_tables_have_exactly_the_contract_columns_and_types(sample):
+    con = duckdb.connect(sample, read_only=True)
     for table, columns in ((t.name, t.columns) for t in WAREHOUSE_TABLES.values()):
         found = con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
@@ -49,59 +56,59 @@ def test_contract_tables_have_exactly_the_contract_columns_and_types(published):
     con.close()
 
 
-def test_exact_format_tenant_publishes_every_row(published):
-    assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme'") == [
+def test_exact_format_tenant_publishes_every_row(sample):
+    assert query(sample, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme'") == [
         (30,)
     ]
     assert query(
-        published, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'acme'"
+        sample, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'acme'"
     ) == [(40,)]
-    assert query(published, "SELECT count(*) FROM accounts WHERE tenant_id = 'acme'") == [(8,)]
-    assert query(published, "SELECT count(*) FROM rejected_rows WHERE tenant_id = 'acme'") == [(0,)]
+    assert query(sample, "SELECT count(*) FROM accounts WHERE tenant_id = 'acme'") == [(8,)]
+    assert query(sample, "SELECT count(*) FROM rejected_rows WHERE tenant_id = 'acme'") == [(0,)]
     # Deal D-0010 names its account inline ("... (EMEA)"): the deal row wins over accounts.csv,
     # while the URL it leaves blank comes from accounts.csv.
     name, url = query(
-        published,
+        sample,
         "SELECT account_name, account_url FROM importable_deals WHERE tenant_id = 'acme' AND deal_unique_id = 'D-0010'",
     )[0]
     assert name.endswith("(EMEA)") and url.startswith("https://www.")
 
 
-def test_inline_only_tenant_builds_accounts_from_deals_and_warns_on_missing_urls(published):
-    assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
+def test_inline_only_tenant_builds_accounts_from_deals_and_warns_on_missing_urls(sample):
+    assert query(sample, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
         (20,)
     ]
     accounts = query(
-        published, "SELECT count(*), count(url) FROM accounts WHERE tenant_id = 'globex'"
+        sample, "SELECT count(*), count(url) FROM accounts WHERE tenant_id = 'globex'"
     )
     assert accounts[0][0] > 0
     warnings = query(
-        published,
+        sample,
         "SELECT DISTINCT reason, severity FROM rejected_rows WHERE tenant_id = 'globex'",
     )
     assert warnings == [("no_account_url", "warning")]
     assert query(
-        published, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'globex'"
+        sample, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'globex'"
     ) == [(0,)]
 
 
-def test_messy_tenant_is_cleaned_and_every_bad_row_explained(published):
+def test_messy_tenant_is_cleaned_and_every_bad_row_explained(sample):
     rows = dict(
         query(
-            published,
+            sample,
             "SELECT deal_unique_id, target_close_date FROM importable_deals WHERE tenant_id = 'initech'",
         )
     )
     assert len(rows) == 15
     assert all(isinstance(d, date) for d in rows.values())
     value, owner = query(
-        published,
+        sample,
         "SELECT value, owner_email FROM importable_deals WHERE tenant_id = 'initech' AND deal_unique_id = 'IN-003'",
     )[0]
     assert value == Decimal("9.99")  # the later duplicate row wins
     assert owner == "bill@initech.example"
     reasons = query(
-        published,
+        sample,
         "SELECT row_number, record_id, severity, reason FROM rejected_rows "
         "WHERE tenant_id = 'initech' AND file = 'deals.csv' ORDER BY row_number NULLS FIRST, reason",
     )
@@ -115,14 +122,14 @@ def test_messy_tenant_is_cleaned_and_every_bad_row_explained(published):
     ]
     # cp1252 accounts.csv: accents survive; URL host lower-cased with a scheme.
     assert ("Société Générale d'Études",) in query(
-        published, "SELECT name FROM accounts WHERE tenant_id = 'initech'"
+        sample, "SELECT name FROM accounts WHERE tenant_id = 'initech'"
     )
     assert query(
-        published,
+        sample,
         "SELECT url FROM accounts WHERE tenant_id = 'initech' AND account_unique_id = 'K1'",
     ) == [("https://litware.example",)]
     contact_reasons = query(
-        published,
+        sample,
         "SELECT reason, count(*) FROM rejected_rows WHERE tenant_id = 'initech' AND file = 'contacts.csv' GROUP BY ALL ORDER BY ALL",
     )
     assert contact_reasons == [
@@ -132,9 +139,9 @@ def test_messy_tenant_is_cleaned_and_every_bad_row_explained(published):
     ]
 
 
-def test_utf16_tab_export_with_other_crm_labels_is_read(published):
+def test_utf16_tab_export_with_other_crm_labels_is_read(sample):
     rows = query(
-        published,
+        sample,
         "SELECT count(*), min(value), count(DISTINCT account_name) FROM importable_deals WHERE tenant_id = 'umbrella'",
     )
     count, minimum, named_accounts = rows[0]
