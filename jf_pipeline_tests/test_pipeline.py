@@ -60,9 +60,9 @@ def test_exact_format_tenant_publishes_every_row(sample):
     assert query(sample, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme'") == [
         (30,)
     ]
-    assert query(
-        sample, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'acme'"
-    ) == [(40,)]
+    assert query(sample, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'acme'") == [
+        (40,)
+    ]
     assert query(sample, "SELECT count(*) FROM accounts WHERE tenant_id = 'acme'") == [(8,)]
     assert query(sample, "SELECT count(*) FROM rejected_rows WHERE tenant_id = 'acme'") == [(0,)]
     # Deal D-0010 names its account inline ("... (EMEA)"): the deal row wins over accounts.csv,
@@ -78,18 +78,16 @@ def test_inline_only_tenant_builds_accounts_from_deals_and_warns_on_missing_urls
     assert query(sample, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
         (20,)
     ]
-    accounts = query(
-        sample, "SELECT count(*), count(url) FROM accounts WHERE tenant_id = 'globex'"
-    )
+    accounts = query(sample, "SELECT count(*), count(url) FROM accounts WHERE tenant_id = 'globex'")
     assert accounts[0][0] > 0
     warnings = query(
         sample,
         "SELECT DISTINCT reason, severity FROM rejected_rows WHERE tenant_id = 'globex'",
     )
     assert warnings == [("no_account_url", "warning")]
-    assert query(
-        sample, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'globex'"
-    ) == [(0,)]
+    assert query(sample, "SELECT count(*) FROM importable_contacts WHERE tenant_id = 'globex'") == [
+        (0,)
+    ]
 
 
 def test_messy_tenant_is_cleaned_and_every_bad_row_explained(sample):
