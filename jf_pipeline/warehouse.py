@@ -121,14 +121,31 @@ def _comment(con: duckdb.DuckDBPyConnection, target: str, text: str) -> None:
 
 
 def document(con: duckdb.DuckDBPyConnection, tables: dict[str, Table] = TABLES) -> None:
-    """Views and `COMMENT ON` every table, view and column (the contract's docs)."""
-    for view, (doc, sql) in VIEWS.items():
-        con.execute(f"CREATE OR REPLACE VIEW {ident(view)} AS {sql}")
-        _comment(con, f"VIEW {ident(view)}", doc)
-    for table in tables.values():
-        _comment(con, f"TABLE {ident(table.name)}", table.doc)
-        for field in table.fields:
-            _comment(con, f"COLUMN {ident(table.name)}.{ident(field.name)}", field.doc)
+    """Views and `COMMENT ON` every table, view and column (the contract's docs), in one
+    transaction. Only comments that differ from the contract's are written: each publish
+    calls this, and rewriting ~80 unchanged comments cost about half a second a run."""
+    current = dict(
+        con.execute(
+            "SELECT table_name || '.' || column_name, comment FROM duckdb_columns() "
+            "WHERE schema_name = 'main' UNION ALL "
+            "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main'"
+        ).fetchall()
+    )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for view, (doc, sql) in VIEWS.items():  # cheap, and follows a changed definition
+            con.execute(f"CREATE OR REPLACE VIEW {ident(view)} AS {sql}")
+            _comment(con, f"VIEW {ident(view)}", doc)
+        for table in tables.values():
+            if current.get(table.name) != table.doc:
+                _comment(con, f"TABLE {ident(table.name)}", table.doc)
+            for field in table.fields:
+                if current.get(f"{table.name}.{field.name}") != field.doc:
+                    _comment(con, f"COLUMN {ident(table.name)}.{ident(field.name)}", field.doc)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, tables: dict[str, Table] = TABLES) -> None:

@@ -119,3 +119,43 @@ def test_a_new_column_is_one_edit_that_reaches_reading_ddl_comments_and_metadata
     schema = {c.name: c for c in table_schema(table).columns}
     assert schema["close_probability"].type == "DECIMAL(18,2)"
     assert schema["close_probability"].description == "Odds."
+
+
+def test_a_publish_rewrites_only_the_comments_that_differ_from_the_contract():
+    """Every publish documents the warehouse; comments that already match are left alone
+    (rewriting them all cost half a second a run), but a comment that differs (an older
+    version's text, an analyst's edit) is brought back to the contract's, and so is a
+    column added since."""
+    import duckdb
+
+    from jf_pipeline.contract import ACCOUNTS_TABLE, IMPORTABLE_DEALS
+    from jf_pipeline.warehouse import document, ensure_schema
+
+    con = duckdb.connect()
+    ensure_schema(con)
+    document(con)
+    con.execute("COMMENT ON COLUMN importable_deals.value IS 'edited by hand'")
+    con.execute("COMMENT ON TABLE accounts IS NULL")
+    statements = []
+
+    class Recording:  # records what document() executes
+        def __init__(self, inner):
+            self.inner = inner
+
+        def execute(self, sql, *args):
+            statements.append(sql)
+            return self.inner.execute(sql, *args)
+
+    document(Recording(con))
+    comments = [s for s in statements if s.startswith("COMMENT ON") and "VIEW" not in s]
+    assert sorted(comments) == [
+        'COMMENT ON COLUMN "importable_deals"."value" IS \''
+        + IMPORTABLE_DEALS.fields[IMPORTABLE_DEALS.names.index("value")].doc
+        + "'",
+        f"COMMENT ON TABLE \"accounts\" IS '{ACCOUNTS_TABLE.doc}'",
+    ]
+    value_doc = con.execute(
+        "SELECT comment FROM duckdb_columns() WHERE table_name = 'importable_deals' "
+        "AND column_name = 'value'"
+    ).fetchone()[0]
+    assert value_doc == IMPORTABLE_DEALS.fields[IMPORTABLE_DEALS.names.index("value")].doc
