@@ -65,6 +65,42 @@ def sample_warehouse(tmp_path_factory) -> SampleWarehouse:
     return SampleWarehouse(landing, warehouse)
 
 
+@pytest.fixture(scope="session")
+def _published_templates(tmp_path_factory) -> dict[tuple[str, ...], Path]:
+    """tenants -> a folder holding a warehouse where those sample tenants were published
+    (built on first use, once per test process)."""
+    return {}
+
+
+@pytest.fixture
+def publish_samples(_published_templates, tmp_path_factory, warehouse_path):
+    """`publish_samples("acme")` puts into `warehouse_path` the warehouse the sample tenants
+    named would leave when published from data/landing, built once per test process and
+    copied (the build file and the analysts' snapshot), so the many tests that start from
+    "acme is published" pay for one run, not one each."""
+
+    def publish(*names: str) -> str:
+        key = tuple(sorted(names))
+        if key not in _published_templates:
+            folder = tmp_path_factory.mktemp("published")
+            shutil.copytree(SAMPLE_LANDING, folder / "landing")
+            with DagsterInstance.ephemeral() as inst:
+                for name in key:
+                    result = run_tenant(
+                        name, folder / "landing", str(folder / "warehouse.duckdb"), inst
+                    )
+                    assert result.success, name
+            _published_templates[key] = folder
+        target = Path(warehouse_path)
+        for source in _published_templates[key].glob("warehouse*.duckdb"):
+            shutil.copyfile(
+                source, target.with_name(source.name.replace("warehouse", target.stem, 1))
+            )
+        return warehouse_path
+
+    return publish
+
+
 @pytest.fixture
 def instance():
     """An in-memory Dagster instance: fast, for in-process materializations."""

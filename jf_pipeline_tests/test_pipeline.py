@@ -31,11 +31,9 @@ def tenant_rows(warehouse: str, table: str, tenant: str) -> list[tuple]:
 
 
 @pytest.fixture
-def published(landing_root, warehouse_path, instance):
+def published(publish_samples):
     """The sample tenants published into a warehouse of this test's own (it may change it)."""
-    for tenant in SAMPLE_TENANTS:
-        assert run_tenant(tenant, landing_root, warehouse_path, instance).success
-    return warehouse_path
+    return publish_samples(*SAMPLE_TENANTS)
 
 
 @pytest.fixture
