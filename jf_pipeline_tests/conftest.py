@@ -32,6 +32,21 @@ def landing_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def landing_of(tmp_path: Path):
+    """`landing_of("acme", "globex")`: a private landing zone holding copies of only those
+    sample tenants (each tenant ingested is a run; most tests need one or two)."""
+
+    def make(*tenants: str) -> Path:
+        root = tmp_path / "landing"
+        root.mkdir(exist_ok=True)
+        for tenant in tenants:
+            shutil.copytree(SAMPLE_LANDING / tenant, root / tenant)
+        return root
+
+    return make
+
+
+@pytest.fixture
 def warehouse_path(tmp_path: Path) -> str:
     return str(tmp_path / "warehouse.duckdb")
 

@@ -48,7 +48,8 @@ def test_ingest_twice_prints_summary_and_leaves_the_same_rows(landing_root, ware
     assert snapshot(warehouse_path) == first
 
 
-def test_only_changed_tenants_are_ingested(landing_root, warehouse_path, capsys):
+def test_only_changed_tenants_are_ingested(landing_of, warehouse_path, capsys):
+    landing_root = landing_of("acme", "globex")
     main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path])
     capsys.readouterr()
     contacts = landing_root / "acme" / "contacts.csv"
@@ -106,11 +107,13 @@ def test_a_failing_tenant_exits_non_zero_and_the_others_still_publish(
     assert "failed" in capsys.readouterr().out
 
 
-def test_invalid_tenant_folders_are_reported_and_skipped(landing_root, warehouse_path, capsys):
+def test_invalid_tenant_folders_are_reported_and_skipped(landing_of, warehouse_path, capsys):
+    landing_root = landing_of("globex")
     (landing_root / "Bad Name").mkdir()
     (landing_root / "Bad Name" / "deals.csv").write_text("x\n")
     assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 0
     assert "skipped landing folder 'Bad Name'" in capsys.readouterr().err
+    assert query(warehouse_path, "SELECT DISTINCT tenant_id FROM ingestions") == [("globex",)]
 
 
 def test_the_installed_jf_command_runs(landing_root, warehouse_path):
@@ -139,14 +142,15 @@ def test_the_installed_jf_command_runs(landing_root, warehouse_path):
     assert "--landing" in help_text.stdout and "Exit codes" in help_text.stdout
 
 
-def test_a_refused_publish_exits_non_zero_until_approved(landing_root, warehouse_path, capsys):
+def test_a_refused_publish_exits_non_zero_until_approved(landing_of, warehouse_path, capsys):
+    landing_root = landing_of("globex")
     assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 0
     deals = landing_root / "globex" / "deals.csv"
     deals.write_text("".join(deals.read_text().splitlines(keepends=True)[:3]))  # 20 -> 2 deals
     capsys.readouterr()
     assert main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]) == 1
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[2].split()[:2] == ["globex", "refused"]
+    assert [line.split()[:2] for line in captured.out.splitlines()[2:]] == [["globex", "refused"]]
     assert "publish_guard" in captured.err
     assert "from 20 to 2" in captured.err
     assert (
