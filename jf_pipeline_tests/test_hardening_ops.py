@@ -397,13 +397,15 @@ def test_a_failure_overtaken_by_a_later_publish_is_not_recorded(
 
 
 def test_jf_ingest_brings_a_snapshot_left_behind_by_a_killed_swap_up_to_date(
-    landing_root, warehouse_path, tmp_path, capsys
+    landing_of, warehouse_path, tmp_path, capsys
 ):
     """A writer killed between its commit and the snapshot swap leaves the commit in the
     build file, the old rows in the snapshot and a full-size swap file; the next plain
     `jf ingest` (with nothing new to ingest) must repair it, not report "nothing to ingest"
     over a stale snapshot. (Found by an outside attack.)"""
     import duckdb
+
+    landing_root = landing_of("acme")
 
     args = ["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]
     assert main(args) == 0
@@ -427,13 +429,14 @@ def test_jf_ingest_brings_a_snapshot_left_behind_by_a_killed_swap_up_to_date(
 
 
 def test_status_survives_an_analyst_who_wrote_into_the_snapshot_and_was_killed(
-    landing_root, warehouse_path, tmp_path
+    landing_of, warehouse_path, tmp_path
 ):
     """An analyst who writes into the snapshot (against the README's advice) and is killed
     leaves a WAL that belongs to a replaced file: DuckDB then refuses to open the snapshot.
     `jf status` reads through the build file instead, and the next publish removes the
     orphaned WAL. (Found by an outside attack: a traceback, and a snapshot that stayed
     unreadable.)"""
+    landing_root = landing_of("acme")
     args = ["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path]
     assert main(args) == 0
     script = tmp_path / "writer.py"
