@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -134,8 +135,13 @@ def test_sensor_on_s3_paginates_past_a_thousand_tenants(s3_env, s3_ticker):
     name = f"wide-{uuid.uuid4().hex[:12]}"
     client = boto3.client("s3")
     client.create_bucket(Bucket=name)
-    for i in range(1050):
-        client.put_object(Bucket=name, Key=f"t{i:04d}/deals.csv", Body=b"Name\n")
+    with ThreadPoolExecutor(8) as pool:  # boto3 clients are thread-safe
+        list(
+            pool.map(
+                lambda i: client.put_object(Bucket=name, Key=f"t{i:04d}/deals.csv", Body=b"N\n"),
+                range(1050),
+            )
+        )
     data = s3_ticker.tick_with(landing_store_from_uri(f"s3://{name}"))
     assert len(data.run_requests) == 1050
     assert len(s3_ticker.instance.get_dynamic_partitions("tenants")) == 1050
