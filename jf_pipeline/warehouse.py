@@ -166,6 +166,30 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, tables: dict[str, Table] = TAB
                 con.execute(f"ALTER TABLE {ident(table)} ADD COLUMN {ident(column)} {type_}")
 
 
+class ArrowStream:
+    """A polars frame as DuckDB scans it: through the Arrow C stream interface only.
+
+    polars hands its buffers over as they are (string views, no copy; `to_arrow()`'s
+    default converted every string, ~1 s at 1M rows), and neither side imports pyarrow:
+    DuckDB's own polars support goes through `to_arrow()`, which needs pyarrow and numpy,
+    0.2-0.5 s of every run worker's start-up."""
+
+    def __init__(self, frame: pl.DataFrame):
+        self.frame = frame
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self.frame.__arrow_c_stream__(requested_schema)
+
+
+def to_polars(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """A query's result as a polars frame, through the Arrow C stream interface (no
+    pyarrow). polars cannot import INTERVAL columns (it panics), so a result holding one
+    goes through Python values instead."""
+    if any("INTERVAL" in str(t) for t in relation.types):
+        return pl.DataFrame(relation.fetchall(), schema=relation.columns, orient="row")
+    return pl.DataFrame(relation)
+
+
 class Writer:
     """The single writer's connection to the build file (see `writer`)."""
 
@@ -242,10 +266,7 @@ class Writer:
                 columns = TABLES[table].data_names
                 names = ", ".join(ident(c) for c in columns)
                 con.execute(f"DELETE FROM {ident(table)} WHERE tenant_id = ?", [tenant])  # noqa: S608
-                # Arrow string views: polars hands its buffers over without a copy (the
-                # default converts every string, ~1 s at 1M rows).
-                rows = frame.select(columns).to_arrow(compat_level=pl.CompatLevel.newest())
-                con.register("incoming_rows", rows)
+                con.register("incoming_rows", ArrowStream(frame.select(columns)))
                 try:
                     con.execute(
                         f"INSERT INTO {ident(table)} (tenant_id, {names}) "  # noqa: S608
@@ -460,10 +481,7 @@ def read_only_query(
         relation = con.sql(sql, params=params or [])
         if relation is None:  # a statement, not a query
             return pl.DataFrame()
-        try:
-            return relation.pl()
-        except pl.exceptions.ComputeError:  # e.g. INTERVAL columns: go through Python values
-            return pl.DataFrame(relation.fetchall(), schema=relation.columns, orient="row")
+        return to_polars(relation)
     finally:
         con.close()
 
