@@ -414,6 +414,7 @@ def test_helm_values_render_a_valid_instance_matching_deploy_dagster_yaml():
     k8s_model_from_dict(k8s.V1Container, k8s_snake_case_dict(k8s.V1Container, container))
     for section in ("concurrency", "run_monitoring", "run_retries", "telemetry"):
         assert rendered[section] == INSTANCE[section], section
+    assert rendered["run_coordinator"]["config"] == INSTANCE["run_queue"]
     scheme = rendered["storage"]["postgres"]["postgres_db"]["scheme"]
     assert scheme == INSTANCE["storage"]["postgres"]["postgres_db"]["scheme"]
     # The limits name things that exist: the sensor's tenant tag, and one pool at limit 1
@@ -467,6 +468,7 @@ def test_dev_instance_limits_runs_per_tenant_and_frees_dead_slots_like_productio
     assert runs["tag_concurrency_limits"] == prod_runs["tag_concurrency_limits"]
     assert runs["tag_concurrency_limits"][0]["key"] == TENANT_TAG
     assert dev["concurrency"]["pools"] == INSTANCE["concurrency"]["pools"]
+    assert dev.get("run_queue") == INSTANCE["run_queue"]  # launches in parallel threads
     assert dev["run_monitoring"]["enabled"] is True
     assert dev["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
     assert dev["run_retries"]["retry_on_asset_or_op_failure"] is False
