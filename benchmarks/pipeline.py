@@ -1,33 +1,58 @@
-"""Our pipeline against the floor and against the naive way, side by side in one run.
+"""Our pipeline against the floor and against the naive way, as whole processes, in one run.
 
     .venv/bin/python benchmarks/pipeline.py [N ...]        (default: 100 10000 100000 1000000)
+    make bench                                            (the same, all four sizes)
 
-For each N it generates a tenant drop (benchmarks/generate.py) and runs each approach three
-times (JF_BENCH_REPEATS), each run in its own process so peak memory (its VmHWM) is measured
-per approach; the table shows the median run:
+For each N it generates a tenant drop (benchmarks/generate.py) and measures, each run a new
+process timed from outside (wall, CPU, peak memory), JF_BENCH_REPEATS times (default 3),
+interleaved, reporting the median:
 
-1. ours:  raw -> clean -> published in DuckDB through Dagster in-process, per-step times
-          (read_and_clean, publish_tenant) taken from the run's step events;
-2. floor: DuckDB alone loading the three files as strings (`read_csv(..., all_varchar=true)`);
-3. naive: pandas + per-row dateutil and Python string cleaning, writing the same tables.
+1. floor:  DuckDB alone loading the three files as strings (`read_csv(..., all_varchar=true)`),
+           a whole `python` process (interpreter and duckdb import included);
+2. jf ingest: `jf ingest --tenant bench` as a user runs it: imports, raw -> clean ->
+           published in DuckDB, the summary;
+3. naive:  pandas + per-row dateutil and Python string cleaning, writing the same tables, a
+           whole process (pandas import included);
+4. breakdown of ours, in one more process: importing the code location, then read and clean,
+           publish (of which: the analysts' snapshot copy), from the run's step events;
+5. daemon run: after the above, the production stack (benchmarks/harness.production_stack:
+           PostgreSQL, the code server and the daemon with deploy/dagster.yaml; local landing
+           folder and storage, as under docker compose) ingests the same drop; launch to
+           success from the run's events, split into worker start-up (launch to the run's
+           start) and execution. One run at a time, into an empty warehouse each.
 
-Prints a Markdown table and writes benchmarks/pipeline.png (time and memory against N).
+Plus the reference start-up: `python -c "import dagster"` and importing the code location.
+Prints Markdown tables and writes benchmarks/pipeline.png (time and memory against N).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import resource
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import (  # noqa: E402
+    BIN,
+    idle_disk,
+    load_now,
+    machine,
+    median,
+    production_stack,
+    run_history,
+    run_process,
+)
+
 SIZES = [100, 10_000, 100_000, 1_000_000]
+REPEATS = int(os.environ.get("JF_BENCH_REPEATS", "3"))
+"""Runs per approach and size; the tables show the median run (this machine is noisy)."""
+APPROACHES = ("floor", "ingest", "naive", "breakdown")
 
 
 def run_ours(landing: Path, warehouse: Path) -> dict:
@@ -136,55 +161,145 @@ def run_naive(landing: Path, warehouse: Path) -> dict:
 
 
 def peak_mb() -> float:
-    """This process's peak resident memory. Not getrusage's ru_maxrss: Linux carries that
-    over exec, so a child would report the parent's peak (the generator's) when larger."""
+    """This process's peak resident memory (VmHWM)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return 0.0
 
 
 def child(approach: str, landing: str, warehouse: str) -> None:
     sys.path.insert(0, str(HERE.parent))
     Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
-    result = {"ours": run_ours, "floor": run_floor, "naive": run_naive}[approach](
-        Path(landing), Path(warehouse)
-    )
+    if approach == "breakdown":
+        start = time.perf_counter()
+        import jf_pipeline.definitions  # noqa: F401 - the import is what is measured
+        from jf_pipeline import warehouse as wh
+
+        imported = time.perf_counter() - start
+        copies = []
+        publish_snapshot = wh.publish_snapshot
+
+        def timed_snapshot(*args):
+            began = time.perf_counter()
+            publish_snapshot(*args)
+            copies.append(time.perf_counter() - began)
+
+        wh.publish_snapshot = timed_snapshot
+        result = run_ours(Path(landing), Path(warehouse))
+        result["stages"]["import"] = imported
+        result["stages"]["snapshot"] = sum(copies)
+    else:
+        result = {"floor": run_floor, "naive": run_naive}[approach](Path(landing), Path(warehouse))
     result["peak_mb"] = peak_mb()
     print(json.dumps(result))
 
 
-REPEATS = int(os.environ.get("JF_BENCH_REPEATS", "3"))
-"""Runs per approach and size; the table shows the median run (this machine is noisy)."""
+def measure_once(approach: str, landing: Path, warehouse: Path) -> dict:
+    """One whole process of `approach`, measured from outside."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    if approach == "ingest":
+        args = [str(BIN / "jf"), "ingest", "--landing", str(landing)]
+        args += ["--warehouse", str(warehouse), "--tenant", "bench", "--json"]
+    else:
+        args = [sys.executable, __file__, "--child", approach, str(landing), str(warehouse)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JF_")}  # defaults
+    idle_disk()
+    measured = run_process(args, env=env)
+    inner = {}
+    if approach != "ingest":
+        inner = json.loads(measured.stdout.strip().splitlines()[-1])
+    else:
+        (row,) = json.loads(measured.stdout)
+        assert row["outcome"] in ("published", "partial"), row
+    shutil.rmtree(warehouse.parent, ignore_errors=True)
+    return {
+        "seconds": measured.seconds,
+        "cpu_seconds": measured.cpu_seconds,
+        "peak_mb": measured.peak_mb,
+        "inner_seconds": inner.get("seconds"),
+        "stages": inner.get("stages"),
+    }
 
 
-def measure(approach: str, landing: Path, tmp: Path) -> dict:
-    """The median of REPEATS fresh runs (each into a new warehouse file); peak = the max."""
-    runs = []
-    for i in range(REPEATS):
-        # Start every run with the disk idle: without this, the write-back of the previous
-        # run's files (a DuckDB file of up to 400 MB) slows whichever run comes next.
-        os.sync()
-        time.sleep(1)
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                approach,
-                str(landing),
-                str(tmp / f"{approach}-{i}" / "warehouse.duckdb"),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    runs.sort(key=lambda r: r["seconds"])
-    median = dict(runs[len(runs) // 2])
-    median["peak_mb"] = max(r["peak_mb"] for r in runs)
-    median["all_seconds"] = [r["seconds"] for r in runs]
-    return median
+def summarise(runs: list[dict]) -> dict:
+    """The median run by wall time; peak memory is the highest of the runs."""
+    runs = sorted(runs, key=lambda r: r["seconds"])
+    result = dict(runs[len(runs) // 2])
+    result["peak_mb"] = max(r["peak_mb"] for r in runs if r.get("peak_mb") is not None)
+    result["all_seconds"] = [round(r["seconds"], 2) for r in runs]
+    result["cpu_seconds"] = median([r["cpu_seconds"] for r in runs])
+    return result
+
+
+def reference_start_up() -> dict:
+    """`python -c "import dagster"` and importing the code location, median of REPEATS."""
+    found = {}
+    for name, code in (
+        ("import dagster", "import dagster"),
+        ("import the code location", "import jf_pipeline.definitions"),
+    ):
+        runs = [run_process([sys.executable, "-c", code]) for _ in range(REPEATS)]
+        found[name] = {
+            "seconds": median([r.seconds for r in runs]),
+            "cpu_seconds": median([r.cpu_seconds for r in runs]),
+            "all_seconds": [round(r.seconds, 2) for r in runs],
+        }
+    return found
+
+
+def daemon_runs(drops: dict[int, Path], tmp: Path) -> dict[int, dict]:
+    """Each drop ingested by the production stack's daemon, one run at a time, REPEATS
+    times (a new tenant folder each time, moved in whole, so the sensor requests it at
+    once), each into an empty warehouse."""
+    landing, storage = tmp / "daemon-landing", tmp / "daemon-storage"
+    landing.mkdir()
+    warehouse = tmp / "daemon-warehouse" / "warehouse.duckdb"
+    env = {
+        "JF_LANDING": str(landing),
+        "JF_STORAGE": str(storage),
+        "JF_WAREHOUSE": str(warehouse),
+        "JF_IMPORT_REPORT": "on",  # as jf ingest and the breakdown write it
+    }
+    results: dict[int, dict] = {}
+    with production_stack(tmp / "stack", env) as stack:
+        for n, drop in drops.items():
+            runs = []
+            for i in range(REPEATS):
+                tenant = f"n{n}-r{i}"
+                idle_disk()
+                (landing / tenant).parent.mkdir(exist_ok=True)
+                os.rename(drop, landing / tenant)
+                try:
+                    deadline = time.monotonic() + 1800
+                    while True:
+                        done = [
+                            r
+                            for r in run_history(stack["env"])
+                            if r["tenant"] == tenant and r["status"] in ("SUCCESS", "FAILURE")
+                        ]
+                        if done:
+                            break
+                        if time.monotonic() > deadline:
+                            raise SystemExit(f"daemon run of {tenant} did not finish")
+                        time.sleep(1)
+                finally:
+                    os.rename(landing / tenant, drop)
+                (run,) = done
+                assert run["status"] == "SUCCESS", run
+                runs.append({**run, "seconds": run["worker"], "peak_mb": None})
+                shutil.rmtree(warehouse.parent, ignore_errors=True)
+                shutil.rmtree(storage, ignore_errors=True)
+            results[n] = summarise_daemon(runs)
+            print(n, "daemon", json.dumps(results[n]), file=sys.stderr, flush=True)
+    return results
+
+
+def summarise_daemon(runs: list[dict]) -> dict:
+    runs = sorted(runs, key=lambda r: r["seconds"])
+    result = dict(runs[len(runs) // 2])
+    result["all_seconds"] = [round(r["seconds"], 2) for r in runs]
+    return result
 
 
 def chart(rows: list[dict], path: Path) -> None:
@@ -195,67 +310,140 @@ def chart(rows: list[dict], path: Path) -> None:
 
     sizes = [r["n"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for approach in ("ours", "floor", "naive"):
-        left.plot(sizes, [r[approach]["seconds"] for r in rows], marker="o", label=approach)
-        right.plot(sizes, [r[approach]["peak_mb"] for r in rows], marker="o", label=approach)
-    for axis, label in ((left, "seconds"), (right, "peak memory (MB)")):
+    for approach, label in LABELS.items():
+        if all(approach in r for r in rows):
+            left.plot(sizes, [r[approach]["seconds"] for r in rows], marker="o", label=label)
+            if approach != "daemon":
+                right.plot(sizes, [r[approach]["peak_mb"] for r in rows], marker="o", label=label)
+    for axis, label in ((left, "seconds, whole process"), (right, "peak memory (MB)")):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("deals (accounts = N/10, contacts = N)")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
-    fig.suptitle("jf-pipeline: one tenant end to end")
+    fig.suptitle("jf-pipeline: one tenant end to end, whole processes")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
-def main(sizes: list[int]) -> None:
-    sys.path.insert(0, str(HERE))
-    from generate import write_drop
+LABELS = {
+    "floor": "floor (DuckDB, strings)",
+    "ingest": "jf ingest",
+    "daemon": "daemon run",
+    "naive": "naive (pandas)",
+}
 
-    rows = []
-    for n in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            landing = Path(tmp) / "landing"
-            write_drop(n, landing / "bench")
-            row = {"n": n}
-            for approach in ("floor", "ours", "naive"):
-                row[approach] = measure(approach, landing, Path(tmp))
-                print(n, approach, json.dumps(row[approach]), file=sys.stderr, flush=True)
-            rows.append(row)
-    print(
-        f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}\n"
-    )
-    print(
-        "| deals | approach | seconds | peak MB | deals/s | ours/floor | naive/ours | stages (ours: read and clean / publish s) |"
-    )
-    print("|---:|---|---:|---:|---:|---:|---:|---|")
+
+def print_tables(rows: list[dict], reference: dict) -> None:
+    print("Start-up, whole processes (median):\n")
+    print("| what | seconds | CPU seconds | runs (s) |")
+    print("|---|---:|---:|---|")
+    for name, m in reference.items():
+        print(f"| `{name}` | {m['seconds']:.2f} | {m['cpu_seconds']:.2f} | {m['all_seconds']} |")
+    print()
+    print("Whole processes (median; wall and CPU seconds, the process's peak memory):\n")
+    print("| deals | approach | seconds | CPU s | peak MB | deals/s | / floor | naive / this |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        for approach in ("floor", "ours", "naive"):
+        for approach, label in LABELS.items():
+            if approach not in r:
+                continue
             m = r[approach]
-            ratio_floor = (
-                f"{r['ours']['seconds'] / r['floor']['seconds']:.1f}" if approach == "ours" else ""
-            )
-            ratio_naive = (
-                f"{r['naive']['seconds'] / r['ours']['seconds']:.1f}" if approach == "naive" else ""
-            )
-            stages = (
-                " / ".join(
-                    f"{m['stages'].get(s, 0):.2f}" for s in ("read_and_clean", "publish_tenant")
-                )
-                if "stages" in m
+            vs_floor = "" if approach == "floor" else f"{m['seconds'] / r['floor']['seconds']:.1f}"
+            vs_naive = (
+                f"{r['naive']['seconds'] / m['seconds']:.1f}"
+                if approach in ("ingest", "daemon")
                 else ""
             )
+            cpu = f"{m['cpu_seconds']:.2f}" if m.get("cpu_seconds") is not None else "—"
+            peak = f"{m['peak_mb']:.0f}" if m.get("peak_mb") is not None else "—"
             print(
-                f"| {r['n']:,} | {approach} | {m['seconds']:.2f} | {m['peak_mb']:.0f} | "
-                f"{r['n'] / m['seconds']:,.0f} | {ratio_floor} | {ratio_naive} | {stages} |"
+                f"| {r['n']:,} | {label} | {m['seconds']:.2f} | {cpu} | {peak} | "
+                f"{r['n'] / m['seconds']:,.0f} | {vs_floor} | {vs_naive} |"
             )
+    print()
+    print("Breakdown of ours in one process (median run), and of the daemon's run:\n")
+    print(
+        "| deals | import code location | read and clean | publish | of which snapshot "
+        "| in-process total | daemon: worker start-up | daemon: execution |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        st = r["breakdown"]["stages"]
+        daemon = r.get("daemon")
+        start_up = f"{daemon['start_up']:.2f}" if daemon else "—"
+        execution = f"{daemon['execution']:.2f}" if daemon else "—"
+        print(
+            f"| {r['n']:,} | {st['import']:.2f} | {st.get('read_and_clean', 0):.2f} | "
+            f"{st.get('publish_tenant', 0):.2f} | {st['snapshot']:.2f} | "
+            f"{r['breakdown']['inner_seconds']:.2f} | {start_up} | {execution} |"
+        )
+    print()
+    print("Every run, seconds:\n")
+    for r in rows:
+        parts = [f"{LABELS[a]} {r[a]['all_seconds']}" for a in LABELS if a in r]
+        print(f"- {r['n']:,}: " + "; ".join(parts))
+    by_n = {r["n"]: r for r in rows}
+    print()
+    print("Against the targets (issue #17), same run:\n")
+    print("| target | goal | result |")
+    print("|---|---|---|")
+    code = reference["import the code location"]["seconds"]
+    print(f"| importing the code location | <= 2.0 s | {code:.2f} s |")
+    if 100 in by_n:
+        small = by_n[100]["ingest"]["seconds"]
+        dagster = reference["import dagster"]["seconds"]
+        print(
+            f"| small tenant (100 deals) `jf ingest` / `import dagster` | <= 1.6x | "
+            f"{small / dagster:.2f}x ({small:.2f} s / {dagster:.2f} s) |"
+        )
+    if 1_000_000 in by_n:
+        big = by_n[1_000_000]
+        ratio = big["ingest"]["seconds"] / big["floor"]["seconds"]
+        print(
+            f"| 1M `jf ingest` / DuckDB floor | <= 2.5x (stretch 2.0x) | {ratio:.2f}x "
+            f"({big['ingest']['seconds']:.2f} s / {big['floor']['seconds']:.2f} s) |"
+        )
+        print(
+            f"| peak memory at 1M (`jf ingest`) | <= 1.5 GB | {big['ingest']['peak_mb']:,.0f} MB |"
+        )
+        naive = big["naive"]["seconds"] / big["ingest"]["seconds"]
+        print(f"| naive pandas at 1M / `jf ingest` | >= 5x | {naive:.1f}x |")
+    if 100_000 in by_n and 1_000_000 in by_n:
+        linear = by_n[1_000_000]["ingest"]["seconds"] / by_n[100_000]["ingest"]["seconds"]
+        print(f"| `jf ingest` at 1M / at 100k | <= 12x | {linear:.1f}x |")
+
+
+def main(sizes: list[int]) -> None:
+    print(machine())
+    print()
+    reference = reference_start_up()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="jf-bench-") as tmp:
+        tmp = Path(tmp)
+        drops = {}
+        for n in sizes:
+            folder = tmp / f"drop-{n}" / "bench"
+            # Generated in a process of its own: this one stays small (see run_process).
+            run_process([sys.executable, str(HERE / "generate.py"), str(n), str(folder)])
+            drops[n] = folder
+            runs: dict[str, list] = {a: [] for a in APPROACHES}
+            for i in range(REPEATS):  # interleaved: drifting load hits every approach alike
+                for approach in APPROACHES:
+                    warehouse = tmp / f"{approach}-{n}-{i}" / "warehouse.duckdb"
+                    runs[approach].append(measure_once(approach, folder.parent, warehouse))
+            row = {"n": n, **{a: summarise(runs[a]) for a in APPROACHES}}
+            for approach in APPROACHES:
+                print(n, approach, json.dumps(row[approach]), file=sys.stderr, flush=True)
+            rows.append(row)
+        if os.environ.get("JF_BENCH_DAEMON", "on") != "off":
+            for n, result in daemon_runs(drops, tmp).items():
+                next(r for r in rows if r["n"] == n)["daemon"] = result
+    print(f"Load average at the end (1/5/15 min): {load_now()}\n")
+    print_tables(rows, reference)
     if len(rows) > 1:
         chart(rows, HERE / "pipeline.png")
-        big = {r["n"]: r["ours"]["seconds"] for r in rows}
-        if 100_000 in big and 1_000_000 in big:
-            print(f"\nLinearity: time at 1M / time at 100k = {big[1_000_000] / big[100_000]:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,26 @@
 """Runs per hour of the production instance on this machine, measured end to end.
 
-    .venv/bin/python benchmarks/production_runs.py [TENANTS]      (default: 40)
+    .venv/bin/python benchmarks/production_runs.py [TENANTS] [--dequeue-workers N,M,...]
+        (default: 40 tenants; deploy/dagster.yaml's queue as it is)
 
-Starts what deploy/docker-compose.yaml starts, as processes: a PostgreSQL cluster of its
-own, the code server and the Dagster daemon with deploy/dagster.yaml unchanged (queued runs,
-at most 8 at a time, one per tenant, the DuckDB writer pool at 1), plus a moto S3 server as
-the landing zone and intermediate storage. It uploads TENANTS small tenants (100 deals, 10
-accounts, 100 contacts each, benchmarks/generate.py) at once, as a nightly export would, and
-times until every tenant's deals are published. Run history is read back from PostgreSQL.
+Starts what deploy/docker-compose.yaml starts, as processes (benchmarks/harness.py): a
+PostgreSQL cluster of its own, the code server and the Dagster daemon with deploy/dagster.yaml
+(queued runs, at most 8 at a time, one per tenant, the DuckDB writer pool at 1), plus a moto
+S3 server as the landing zone and intermediate storage. It uploads TENANTS small tenants (100
+deals, 10 accounts, 100 contacts each, benchmarks/generate.py) at once, as a nightly export
+would, and times until every tenant's deals are published. Run history (queue wait, worker
+start-up, execution) comes from the runs' events in PostgreSQL.
+
+`--dequeue-workers 0,4` measures the same upload once per setting, in this order, each on a
+fresh stack: 0 is Dagster's default (one launch at a time), N launches N dequeued runs at a
+time (`run_queue: {dequeue_use_threads: true, dequeue_num_workers: N}`).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -22,24 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import boto3
-import yaml
-
 HERE = Path(__file__).resolve().parent
-PROJECT = HERE.parent
-sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(HERE))
 
 from generate import make_drop  # noqa: E402
-
-from jf_pipeline_tests.servers import (  # noqa: E402
+from harness import (  # noqa: E402
     free_port,
-    postgres_cluster,
+    load_now,
+    machine,
+    production_stack,
     query_warehouse,
-    service,
+    run_history,
 )
-
-BIN = Path(sys.executable).parent
 
 
 def published_tenants(warehouse: str) -> int:
@@ -47,104 +47,112 @@ def published_tenants(warehouse: str) -> int:
     return rows[0][0] if rows else 0
 
 
-def main(tenants: int) -> None:
+def measure(tenants: int, dequeue_workers: int | None, s3_env: dict) -> dict:
+    import boto3
+
+    bucket = f"bench-{dequeue_workers if dequeue_workers is not None else 'default'}"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    for t in range(tenants):
+        for name, data in make_drop(100, seed=t).items():
+            s3.put_object(Bucket=bucket, Key=f"landing/tenant{t:04d}/{name}", Body=data)
+    tmp = Path(tempfile.mkdtemp(prefix="jf-bench-"))
+    warehouse = str(tmp / "warehouse.duckdb")
+    env = {
+        **s3_env,
+        "JF_LANDING": f"s3://{bucket}/landing",
+        "JF_STORAGE": f"s3://{bucket}/storage",
+        "JF_WAREHOUSE": warehouse,
+        "JF_SENSOR_INTERVAL": "5",
+    }
+    load_before = load_now()
+    with production_stack(tmp / "stack", env, dequeue_workers, sensor_interval=5) as stack:
+        start = time.monotonic()
+        first = None
+        while (done := published_tenants(warehouse)) < tenants:
+            if done and first is None:
+                first = time.monotonic()
+            if time.monotonic() - start > 3600:
+                raise SystemExit(f"timed out with {done} of {tenants} tenants published")
+            time.sleep(0.5)
+        elapsed = time.monotonic() - start
+        steady = time.monotonic() - first
+        runs = run_history(stack["env"])
+        con = stack["pg"].connect(stack["database"])
+        with con.cursor() as cur:
+            cur.execute("SELECT count(*) FROM event_logs WHERE run_id <> ''")
+            events = cur.fetchone()[0]
+        con.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    statuses = {r["status"] for r in runs}
+    assert statuses == {"SUCCESS"}, statuses
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    return {
+        "dequeue_workers": dequeue_workers,
+        "runs": len(runs),
+        "elapsed": elapsed,
+        "steady": steady,
+        "runs_per_hour": len(runs) / steady * 3600,
+        "queued": med("queued"),
+        "start_up": med("start_up"),
+        "execution": med("execution"),
+        "worker": med("worker"),
+        "events_per_run": events / len(runs),
+        "load": f"{load_before} -> {load_now()}",
+    }
+
+
+def main(tenants: int, settings: list[int | None]) -> None:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    tmp = Path(tempfile.mkdtemp(prefix="jf-bench-"))
+    print(machine())
     moto_port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
     moto.start()
-    aws = {
+    s3_env = {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    os.environ.update(aws)
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="bench")
-    for t in range(tenants):
-        for name, data in make_drop(100, seed=t).items():
-            s3.put_object(Bucket="bench", Key=f"landing/tenant{t:04d}/{name}", Body=data)
-
-    home = tmp / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    code_port = free_port()
-    workspace = yaml.safe_load((PROJECT / "deploy" / "workspace.yaml").read_text())
-    workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=code_port)
-    (home / "workspace.yaml").write_text(yaml.safe_dump(workspace))
-    warehouse = str(tmp / "warehouse.duckdb")
-
-    with postgres_cluster() as pg:
-        database = pg.create_database()
-        env = {
-            **os.environ,
-            **pg.instance_env(database),
-            "DAGSTER_HOME": str(home),
-            "JF_LANDING": "s3://bench/landing",
-            "JF_STORAGE": "s3://bench/storage",
-            "JF_WAREHOUSE": warehouse,
-            "JF_SENSOR_INTERVAL": "5",
-            "JF_SETTLE_SECONDS": "1",
-            "JF_IMPORT_REPORT": "off",
-        }
-        code_args = [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1"]
-        code_args += ["-p", str(code_port), "-m", "jf_pipeline.definitions"]
-        daemon_args = [str(BIN / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")]
-        start = time.monotonic()
-        with (
-            service(code_args, env, tmp / "code.log"),
-            service(daemon_args, env, tmp / "daemon.log"),
-        ):
-            first = None
-            while (done := published_tenants(warehouse)) < tenants:
-                if done and first is None:
-                    first = time.monotonic()
-                if time.monotonic() - start > 1800:
-                    raise SystemExit(f"timed out with {done} of {tenants} tenants published")
-                time.sleep(0.5)
-            elapsed = time.monotonic() - start
-            steady = time.monotonic() - first
-
-        os.environ.update(pg.instance_env(database))
-        os.environ["DAGSTER_HOME"] = str(home)
-        from dagster import DagsterInstance, DagsterRunStatus
-
-        with DagsterInstance.get() as instance:
-            records = instance.get_run_records()
-            statuses = {r.dagster_run.status for r in records}
-            stats = [instance.get_run_stats(r.dagster_run.run_id) for r in records]
-            queued = [
-                s.launch_time - r.create_timestamp.timestamp()
-                for r, s in zip(records, stats, strict=True)
-            ]
-            worker = [s.end_time - s.launch_time for s in stats]
-        con = pg.connect(database)
-        with con.cursor() as cur:
-            cur.execute("SELECT count(*) FROM event_logs WHERE run_id <> ''")
-            events = cur.fetchone()[0]
-        con.close()
-    moto.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
-
-    assert statuses == {DagsterRunStatus.SUCCESS}, statuses
-    print(
-        f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    os.environ.update(s3_env)
+    results = []
+    try:
+        for setting in settings:
+            results.append(measure(tenants, setting, s3_env))
+            print(results[-1], file=sys.stderr, flush=True)
+    finally:
+        moto.stop()
     print()
     print(
-        "| tenants | runs | all published (s) | first to last (s) | runs/hour "
-        "| median queue wait (s) | median worker (launch to end, s) | event rows per run |"
+        "| tenants | launch threads | runs | all published (s) | first to last (s) | runs/hour "
+        "| median queue wait (s) | median worker start-up (s) | median execution (s) "
+        "| median worker, launch to end (s) | event rows per run | load average (1 min) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(
-        f"| {tenants} | {len(records)} | {elapsed:.1f} | {steady:.1f} | "
-        f"{len(records) / steady * 3600:,.0f} | {statistics.median(queued):.1f} | "
-        f"{statistics.median(worker):.1f} | {events / len(records):.0f} |"
-    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in results:
+        threads = {None: "deploy/dagster.yaml", 0: "1 (Dagster's default)"}.get(
+            r["dequeue_workers"], str(r["dequeue_workers"])
+        )
+        print(
+            f"| {tenants} | {threads} | {r['runs']} | {r['elapsed']:.1f} | {r['steady']:.1f} | "
+            f"{r['runs_per_hour']:,.0f} | {r['queued']:.1f} | {r['start_up']:.1f} | "
+            f"{r['execution']:.1f} | {r['worker']:.1f} | {r['events_per_run']:.0f} | "
+            f"{r['load']} |"
+        )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 40)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("tenants", nargs="?", type=int, default=40)
+    parser.add_argument(
+        "--dequeue-workers",
+        help="comma-separated launcher thread counts to compare (0: one launch at a time)",
+    )
+    args = parser.parse_args()
+    chosen = [int(x) for x in args.dequeue_workers.split(",")] if args.dequeue_workers else [None]
+    main(args.tenants, chosen)
