@@ -282,9 +282,9 @@ def read_and_clean(context: AssetExecutionContext, landing: LandingStore):
     checks = context.selected_asset_check_keys
     for spec, (raw, cleaned) in zip(specs, results, strict=True):
         if raw_key(spec.dataset) in selected:
-            if raw.source is None or not raw.source.present:
-                context.log.info(f"{spec.file_name} is absent for tenant {tenant}: empty frame")
-            # Metadata only: nothing loads a raw frame, so none is stored.
+            # Metadata only: nothing loads a raw frame, so none is stored. An absent file
+            # says so there (`present: false`), not in a log line: one event row fewer in
+            # most tenants' runs (users.csv is optional).
             yield Output(None, output_name=raw_name(spec.dataset), metadata=_raw_metadata(raw))
         if cleaned is not None:
             yield Output(
