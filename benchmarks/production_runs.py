@@ -77,7 +77,13 @@ def measure(tenants: int, dequeue_workers: int | None, s3_env: dict) -> dict:
             time.sleep(0.5)
         elapsed = time.monotonic() - start
         steady = time.monotonic() - first
+        # A run publishes before it ends (its last events): wait for every run to end.
         runs = run_history(stack["env"])
+        while any(r["ended_at"] is None for r in runs):
+            if time.monotonic() - start > 3600:
+                raise SystemExit("timed out waiting for the runs to end")
+            time.sleep(1)
+            runs = run_history(stack["env"])
         con = stack["pg"].connect(stack["database"])
         with con.cursor() as cur:
             cur.execute("SELECT count(*) FROM event_logs WHERE run_id <> ''")
