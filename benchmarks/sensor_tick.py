@@ -28,7 +28,9 @@ from moto.server import ThreadedMotoServer
 
 from jf_pipeline import sensors
 from jf_pipeline.definitions import defs
-from jf_pipeline.resources import LocalLandingStore, landing_store_from_uri
+from jf_pipeline.resources import LocalLandingStore, SensorPolicy, landing_store_from_uri
+
+LANDING_SENSOR, _ = sensors.build_sensors(interval_seconds=15)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "landing" / "acme"
 FILES = {
@@ -47,10 +49,10 @@ def _tick(instance, store, cursor):
         instance=instance,
         instance_ref=instance.get_ref(),
         cursor=cursor,
-        resources={"landing": store},
+        resources={"landing": store, "sensor_policy": SensorPolicy(settle_seconds=0.0)},
         definitions=defs,
     ) as context:
-        data = sensors.landing_sensor.evaluate_tick(context)
+        data = LANDING_SENSOR.evaluate_tick(context)
     for request in data.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return data
@@ -117,7 +119,6 @@ def measure(n: int, client, tmp: Path) -> dict:
 
 
 def main(sizes: list[int]) -> None:
-    sensors.SETTLE_SECONDS = 0.0
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()

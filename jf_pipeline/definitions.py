@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
+from jf_pipeline import settings
 from jf_pipeline.assets import file_assets, publish_tenant
 from jf_pipeline.resources import (
     LandingStore,
+    SensorPolicy,
     Warehouse,
     landing_store_from_uri,
+    sensor_policy_from_env,
     storage_from_uri,
     warehouse_from_path,
 )
-from jf_pipeline.sensors import ingest_tenant, landing_sensor, record_failed_runs
+from jf_pipeline.sensors import build_sensors, ingest_tenant
 
 all_assets = [*file_assets, publish_tenant]
 
@@ -26,18 +29,20 @@ def build_resources(
     landing: LandingStore | None = None,
     warehouse: Warehouse | None = None,
     io_manager=None,
+    sensor_policy: SensorPolicy | None = None,
 ) -> dict:
     return {
         "landing": landing or landing_store_from_uri(),
         "warehouse": warehouse or warehouse_from_path(),
         "io_manager": io_manager or storage_from_uri(),
+        "sensor_policy": sensor_policy or sensor_policy_from_env(),
     }
 
 
 defs = Definitions(
     assets=all_assets,
     jobs=[ingest_tenant],
-    sensors=[landing_sensor, record_failed_runs],
+    sensors=build_sensors(int(settings.get("JF_SENSOR_INTERVAL"))),
     resources=build_resources(),
     executor=in_process_executor,
 )

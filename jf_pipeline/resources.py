@@ -610,6 +610,20 @@ def _reports_on() -> bool:
     return settings.get("JF_IMPORT_REPORT").lower() not in ("0", "off", "false", "no")
 
 
+class SensorPolicy(ConfigurableResource):
+    """How the landing sensor decides that a drop is ready and when to ask again."""
+
+    settle_seconds: float = float(settings.SETTINGS["JF_SETTLE_SECONDS"].default)
+    """A tenant's files must be unchanged this long before a run is requested."""
+    rerequest_backoff_seconds: float = 60.0
+    """A drop whose run failed before publishing is requested again after this, then
+    twice and four times as long."""
+
+
+def sensor_policy_from_env() -> SensorPolicy:
+    return SensorPolicy(settle_seconds=float(settings.get("JF_SETTLE_SECONDS")))
+
+
 class Warehouse(ConfigurableResource):
     """The DuckDB warehouse analysts query (`path`), written through a private build file."""
 

@@ -4,7 +4,7 @@ Each tick lists the landing zone once and fingerprints every tenant's three cont
 by S3 ETag or local content hash (a local file is re-hashed only when its size, times or
 inode changed; other files in a tenant folder are never read), so an overwrite with the same size in the same second is
 a change and a re-upload of identical bytes is not. A changed drop is requested once it has
-settled (no change for `JF_SETTLE_SECONDS`), as one run that selects only the assets
+settled (no change for the `SensorPolicy`'s settle time, `JF_SETTLE_SECONDS`), as one run that selects only the assets
 downstream of the files that changed. The cursor keeps one short fingerprint per tenant.
 """
 
@@ -20,6 +20,7 @@ from dagster import (
     RunFailureSensorContext,
     RunRequest,
     RunsFilter,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     define_asset_job,
@@ -29,26 +30,21 @@ from dagster import (
 )
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
-from jf_pipeline import settings
 from jf_pipeline import warehouse as wh
 from jf_pipeline.assets import OUTCOME_TAG
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
 from jf_pipeline.core.landing import TenantCursor, plan_tenant, survey
 from jf_pipeline.keys import PUBLISHED_KEYS, clean_key, raw_key
 from jf_pipeline.partitions import tenants
-from jf_pipeline.resources import LandingStore, Warehouse
+from jf_pipeline.resources import LandingStore, SensorPolicy, Warehouse
 
 # Every run of a tenant carries this tag; deployments limit runs per tenant with it.
 TENANT_TAG = "jf/tenant"
-SENSOR_INTERVAL_SECONDS = int(settings.get("JF_SENSOR_INTERVAL"))
-SETTLE_SECONDS = float(settings.get("JF_SETTLE_SECONDS"))
 FILES_TAG = "jf/files"
 """The fingerprint of the drop a run was requested for."""
 ATTEMPT_TAG = "jf/attempt"
 """How many times the landing sensor re-requested this drop after a failed run."""
 MAX_REREQUESTS = 3
-REREQUEST_BACKOFF_SECONDS = max(60, 4 * SENSOR_INTERVAL_SECONDS)
-"""A failed drop is re-requested after this, then twice and four times as long."""
 RUN_LOOKBACK_SECONDS = 2 * 86_400
 RUN_LOOKBACK_LIMIT = 5_000
 
@@ -125,7 +121,11 @@ def assets_for(datasets: set[str]) -> list[AssetKey]:
 
 
 def rerequest_failed_drops(
-    context: SensorEvaluationContext, cursor: dict[str, TenantCursor], now: float, busy: set[str]
+    context: SensorEvaluationContext,
+    cursor: dict[str, TenantCursor],
+    now: float,
+    busy: set[str],
+    backoff_seconds: float,
 ) -> list[RunRequest]:
     """Run requests for tenants whose latest drop never published.
 
@@ -134,7 +134,7 @@ def rerequest_failed_drops(
     alone would never ask again. When a tenant's latest run failed for the drop the cursor
     holds, logged no publish attempt (a refusal is final until approved) and Dagster will not
     retry it, the drop is requested again with a new run key after a backoff (1, 2, 4 x
-    REREQUEST_BACKOFF_SECONDS), at most MAX_REREQUESTS times.
+    `backoff_seconds`), at most MAX_REREQUESTS times.
     """
     since = datetime.fromtimestamp(now - RUN_LOOKBACK_SECONDS, UTC)
     records = context.instance.get_run_records(
@@ -159,7 +159,7 @@ def rerequest_failed_drops(
             continue
         attempt = int(run.tags.get(ATTEMPT_TAG, "0") or 0)
         ended = record.end_time or record.update_timestamp.timestamp()
-        if attempt >= MAX_REREQUESTS or now < ended + REREQUEST_BACKOFF_SECONDS * 2**attempt:
+        if attempt >= MAX_REREQUESTS or now < ended + backoff_seconds * 2**attempt:
             continue
         context.log.info(
             f"re-requesting tenant {tenant}: its run {run.run_id} failed before publishing "
@@ -181,16 +181,8 @@ def rerequest_failed_drops(
     return requests
 
 
-@run_failure_sensor(
-    name="record_failed_runs",
-    monitored_jobs=[ingest_tenant],
-    default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    description="Logs an ingest_tenant run that failed before publishing (worker killed, "
-    "landing reads failing) as outcome `failed` in the ingestions table, so `jf status` and "
-    "tenant_freshness never call the tenant's latest drop published.",
-)
-def record_failed_runs(context: RunFailureSensorContext, warehouse: Warehouse) -> None:
+def record_failed_run(context: RunFailureSensorContext, warehouse: Warehouse) -> None:
+    """The record_failed_runs sensor's tick (see `build_sensors`)."""
     run = context.dagster_run
     tenant = run.tags.get(TENANT_TAG) or run.tags.get("dagster/partition")
     if not tenant or not is_valid_tenant_id(tenant) or OUTCOME_TAG in run.tags:
@@ -205,14 +197,11 @@ def record_failed_runs(context: RunFailureSensorContext, warehouse: Warehouse) -
         context.log.info(f"recorded failed run {run.run_id} of tenant {tenant}")
 
 
-@sensor(
-    job=ingest_tenant,
-    default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    description="Watches the landing zone; requests one ingest_tenant run per tenant whose "
-    "deals/accounts/contacts files were added, overwritten or deleted, once they settle.",
-)
-def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> SensorResult:
+def landing_tick(
+    context: SensorEvaluationContext, landing: LandingStore, sensor_policy: SensorPolicy
+) -> SensorResult:
+    """The landing sensor's tick (see `build_sensors`)."""
+    settle = sensor_policy.settle_seconds
     found = survey(landing.list_files())
     skipped = {name: "invalid tenant id" for name in found.invalid_tenants}
     skipped.update(found.refused_tenants)
@@ -231,9 +220,7 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> S
     for tenant, files in sorted(found.tenants.items()):
         if not files and tenant not in previous:
             continue  # a folder with nothing we own
-        state, changed = plan_tenant(
-            previous.get(tenant, TenantCursor()), files, now, SETTLE_SECONDS
-        )
+        state, changed = plan_tenant(previous.get(tenant, TenantCursor()), files, now, settle)
         cursor[tenant] = state
         if changed is None:
             if state.pending is not None:
@@ -264,11 +251,11 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> S
             )
         )
     busy = {r.partition_key for r in requests}
-    retried = rerequest_failed_drops(context, cursor, now, busy)
-    requests += retried
-    explanation = explain_tick(
-        sorted(busy), settling, unchanged, skipped, SETTLE_SECONDS, len(retried)
+    retried = rerequest_failed_drops(
+        context, cursor, now, busy, sensor_policy.rerequest_backoff_seconds
     )
+    requests += retried
+    explanation = explain_tick(sorted(busy), settling, unchanged, skipped, settle, len(retried))
     for line in explanation:
         context.log.info(line)
     return SensorResult(
@@ -277,3 +264,28 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingStore) -> S
         dynamic_partitions_requests=[tenants.build_add_request(new_tenants)] if new_tenants else [],
         cursor=json.dumps({t: s.to_json() for t, s in cursor.items()}, separators=(",", ":")),
     )
+
+
+def build_sensors(interval_seconds: int) -> list[SensorDefinition]:
+    """The code location's two sensors, ticking at most every `interval_seconds`
+    (`JF_SENSOR_INTERVAL`, read by the definitions' wiring, not here): the landing sensor,
+    whose settle time and backoff come from its `sensor_policy` resource, and the recorder
+    of failed runs."""
+    landing = sensor(
+        name="landing_sensor",
+        job=ingest_tenant,
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=interval_seconds,
+        description="Watches the landing zone; requests one ingest_tenant run per tenant whose "
+        "deals/accounts/contacts files were added, overwritten or deleted, once they settle.",
+    )(landing_tick)
+    failures = run_failure_sensor(
+        name="record_failed_runs",
+        monitored_jobs=[ingest_tenant],
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=interval_seconds,
+        description="Logs an ingest_tenant run that failed before publishing (worker killed, "
+        "landing reads failing) as outcome `failed` in the ingestions table, so `jf status` "
+        "and tenant_freshness never call the tenant's latest drop published.",
+    )(record_failed_run)
+    return [landing, failures]

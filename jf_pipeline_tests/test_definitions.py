@@ -168,3 +168,25 @@ def test_the_code_location_and_its_runs_import_only_what_they_need(landing_root,
         check=True,
     )
     assert out.stdout.strip().splitlines()[-1] == "[] [] 0 []", out.stdout + out.stderr
+
+
+def test_sensor_timing_is_read_when_the_definitions_are_wired_not_at_import():
+    """Nothing reads the environment at import time except the definitions' wiring (issue
+    16): with nonsense in JF_SENSOR_INTERVAL and JF_SETTLE_SECONDS, the sensors, resources
+    and assets modules import; the definitions then take the values set before they are
+    built: the sensors' interval and the landing sensor's `sensor_policy` resource."""
+    code = (
+        "import os\n"
+        "os.environ.update(JF_SENSOR_INTERVAL='nonsense', JF_SETTLE_SECONDS='nonsense')\n"
+        "import jf_pipeline.sensors, jf_pipeline.resources, jf_pipeline.assets\n"
+        "os.environ.update(JF_SENSOR_INTERVAL='7', JF_SETTLE_SECONDS='3.5')\n"
+        "from jf_pipeline.definitions import defs\n"
+        "intervals = sorted(s.minimum_interval_seconds for s in defs.sensors)\n"
+        "print(intervals, defs.resources['sensor_policy'].settle_seconds)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JF_", "AWS_"))}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[7, 7] 3.5", out.stdout + out.stderr

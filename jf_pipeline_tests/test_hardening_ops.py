@@ -25,7 +25,7 @@ from jf_pipeline import warehouse as wh
 from jf_pipeline.cli import main
 from jf_pipeline.core.guard import APPROVE_TAG, APPROVED_BY_TAG
 from jf_pipeline.definitions import defs
-from jf_pipeline.resources import LocalLandingStore
+from jf_pipeline.resources import LocalLandingStore, SensorPolicy
 from jf_pipeline_tests.conftest import check_results, query, run_tenant
 
 pytestmark = pytest.mark.integration
@@ -261,6 +261,10 @@ class FailingStore(LocalLandingStore):
         raise ConnectionError("worker lost while reading")
 
 
+POLICY = SensorPolicy(settle_seconds=0.0)
+LANDING_SENSOR, _ = sensors.build_sensors(interval_seconds=15)
+
+
 def tick(instance, landing_root, cursor, at):
     clock = type("Clock", (), {"time": staticmethod(lambda: at)})
     with (
@@ -269,11 +273,14 @@ def tick(instance, landing_root, cursor, at):
             instance=instance,
             instance_ref=instance.get_ref(),
             cursor=cursor,
-            resources={"landing": LocalLandingStore(root=str(landing_root))},
+            resources={
+                "landing": LocalLandingStore(root=str(landing_root)),
+                "sensor_policy": POLICY,
+            },
             definitions=defs,
         ) as context,
     ):
-        data = sensors.landing_sensor.evaluate_tick(context)
+        data = LANDING_SENSOR.evaluate_tick(context)
     for request in data.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return data
@@ -307,7 +314,6 @@ def test_a_drop_whose_run_failed_before_publishing_is_requested_again_with_backo
     """The run of initech's drop fails while reading; the failure is logged (`jf status`
     says failed, not published); after the backoff the sensor requests the same drop again
     (new run key), which publishes."""
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     monkeypatch.setenv("JF_STORAGE", str(tmp_path / "storage"))
     for other in ("acme", "globex", "umbrella"):
         shutil.rmtree(landing_root / other)
@@ -333,7 +339,7 @@ def test_a_drop_whose_run_failed_before_publishing_is_requested_again_with_backo
     assert tick(instance, landing_root, first.cursor, now + 1).run_requests == []
     ended = instance.get_run_record_by_id(failed.run_id).end_time
     assert tick(instance, landing_root, first.cursor, ended + 30).run_requests == []
-    later = ended + sensors.REREQUEST_BACKOFF_SECONDS + 1
+    later = ended + POLICY.rerequest_backoff_seconds + 1
     retry = tick(instance, landing_root, first.cursor, later)
     (again,) = retry.run_requests
     assert again.partition_key == "initech" and again.run_key != request.run_key
@@ -351,7 +357,6 @@ def test_a_drop_that_keeps_failing_is_re_requested_a_bounded_number_of_times(
 ):
     """... and one that keeps failing is asked for MAX_REREQUESTS times, then left alone."""
     monkeypatch.setattr(sensors, "MAX_REREQUESTS", 1)  # each failing run takes ~7 s of retries
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     monkeypatch.setenv("JF_STORAGE", str(tmp_path / "storage"))
     for other in ("acme", "globex", "umbrella"):
         shutil.rmtree(landing_root / other)
@@ -365,7 +370,7 @@ def test_a_drop_that_keeps_failing_is_re_requested_a_bounded_number_of_times(
         ended = instance.get_run_record_by_id(run.run_id).end_time
         # Not within its backoff (which doubles each attempt) ...
         assert not tick(instance, landing_root, cursor, ended + 1).run_requests
-        at = ended + sensors.REREQUEST_BACKOFF_SECONDS * 2**attempts + 1
+        at = ended + POLICY.rerequest_backoff_seconds * 2**attempts + 1
         data = tick(instance, landing_root, cursor, at)
         if not data.run_requests:
             break

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from dagster import materialize, mem_io_manager
 
-from jf_pipeline import resources, sensors
+from jf_pipeline import resources
 from jf_pipeline.core.landing import file_versions, survey
 from jf_pipeline.core.report import REPORT_CSV, REPORT_SUMMARY
 from jf_pipeline.definitions import all_assets, build_resources
@@ -176,7 +176,6 @@ def test_a_fifo_named_contacts_csv_neither_hangs_jf_ingest_nor_the_sensor(
     os.mkfifo(contacts)
 
     # The sensor lists and fingerprints it without opening it.
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     requested = Ticker(persistent_instance, landing_root).tick().run_requests
     assert "acme" in [r.partition_key for r in requested]
 
@@ -308,7 +307,6 @@ def test_a_sensor_requested_run_publishes_the_version_the_sensor_recorded(
     re-exports identical bytes in place, pausing mid-file. The run must not publish the
     cut bytes (the final bytes equal the cursor, so no new run would ever come): the read
     fails, is retried, and the run publishes all of E with E's hash."""
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     folder = landing_root / "lateco"
     folder.mkdir()
     path = folder / "deals.csv"
@@ -400,7 +398,6 @@ def bytes_read(monkeypatch):
 def test_the_sensor_never_reads_junk_and_rehashes_only_changed_contract_files(
     landing_root, persistent_instance, monkeypatch, bytes_read
 ):
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     deals = landing_root / "acme" / "deals.csv"
     original = deals.read_bytes()
     deals.write_bytes(original + b" " * (32 * 2**20))  # a 32 MB contract file
@@ -437,7 +434,6 @@ def test_the_sensor_never_reads_junk_and_rehashes_only_changed_contract_files(
 def test_a_look_alike_deals_file_is_reported_to_the_customer(
     name, landing_root, warehouse_path, persistent_instance, monkeypatch
 ):
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     folder = landing_root / "newco"
     folder.mkdir()
     (folder / name).write_bytes(deals_csv(3))
@@ -457,7 +453,6 @@ def test_a_look_alike_deals_file_is_reported_to_the_customer(
 def test_a_look_alike_next_to_the_real_file_is_reported_and_the_real_one_published(
     landing_root, warehouse_path, persistent_instance, monkeypatch
 ):
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     ticker = Ticker(persistent_instance, landing_root)
     ticker.tick()
     assert run_tenant("initech", landing_root, warehouse_path, persistent_instance).success

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from jf_pipeline import sensors
 from jf_pipeline.core.landing import survey
 from jf_pipeline.resources import S3, S3LandingStore, landing_store_from_uri
 from jf_pipeline_tests.conftest import SAMPLE_LANDING, query, run_tenant
@@ -62,7 +61,6 @@ def test_reading_refuses_names_outside_the_contract(bucket):
 
 @pytest.fixture
 def s3_ticker(persistent_instance, monkeypatch):
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     return Ticker(persistent_instance, root=None)
 
 
@@ -112,7 +110,7 @@ def test_sensor_on_s3_deleted_unrelated_and_invalid_keys(bucket, s3_ticker):
 
 
 def test_sensor_on_s3_waits_for_three_uploads_to_settle(bucket, s3_ticker, monkeypatch):
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 10.0)
+    s3_ticker.settle_seconds = 10.0
     store = landing_store_from_uri(f"s3://{bucket}/drops")
     s3_ticker.advance(60)  # the sample objects are a minute old to the sensor
     assert len(s3_ticker.tick_with(store).run_requests) == 4

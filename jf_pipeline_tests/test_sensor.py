@@ -19,19 +19,23 @@ from dagster import build_sensor_context
 from jf_pipeline import sensors
 from jf_pipeline.contract import FILE_NAMES
 from jf_pipeline.definitions import defs
-from jf_pipeline.resources import LocalLandingStore
-from jf_pipeline.sensors import landing_sensor
+from jf_pipeline.resources import LocalLandingStore, SensorPolicy
+from jf_pipeline.sensors import build_sensors
 from jf_pipeline_tests.conftest import SAMPLE_TENANTS
+
+landing_sensor, record_failed_runs = build_sensors(interval_seconds=15)
 
 
 class Ticker:
     """Evaluates the sensor like the daemon: carries the cursor, applies partition adds.
 
     `advance(seconds)` moves the sensor's clock forward (files keep their real times).
+    `settle_seconds` is the sensor policy's settle time (0: files count as settled at once).
     """
 
-    def __init__(self, instance, root):
+    def __init__(self, instance, root, settle_seconds: float = 0.0):
         self.instance, self.root, self.cursor, self.offset = instance, root, None, 0.0
+        self.settle_seconds = settle_seconds
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
@@ -54,7 +58,10 @@ class Ticker:
                 instance=self.instance,
                 instance_ref=self.instance.get_ref(),
                 cursor=self.cursor,
-                resources={"landing": store},
+                resources={
+                    "landing": store,
+                    "sensor_policy": SensorPolicy(settle_seconds=self.settle_seconds),
+                },
                 definitions=defs,
             ) as context,
         ):
@@ -68,9 +75,8 @@ class Ticker:
 
 
 @pytest.fixture
-def ticker(persistent_instance, landing_root, monkeypatch):
+def ticker(persistent_instance, landing_root):
     """Files count as settled at once, unless a test sets a settle time."""
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     return Ticker(persistent_instance, landing_root)
 
 
@@ -174,7 +180,7 @@ def test_run_keys_repeat_for_a_repeated_tick_but_not_for_a_revert(ticker, landin
 def test_files_uploaded_one_after_another_inside_the_settle_window_make_one_run(
     ticker, landing_root, monkeypatch
 ):
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 10.0)
+    ticker.settle_seconds = 10.0
     assert len(ticker.tick().run_requests) == 4  # the samples' files are already old
     folder = landing_root / "lateco"
     folder.mkdir()
@@ -246,7 +252,7 @@ def test_cursor_stays_one_short_entry_per_tenant(ticker, landing_root):
 def test_a_tick_that_requests_nothing_says_why(ticker, landing_root, monkeypatch):
     """The sensor explains itself instead of a bare "0 runs requested": settling tenants with
     how long they have been quiet, how many are unchanged, and skipped folders with why."""
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 10.0)
+    ticker.settle_seconds = 10.0
     first = ticker.tick()
     assert len(first.run_requests) == 4 and first.skip_message is None
     assert ticker.tick().skip_message == "4 tenants unchanged"
