@@ -183,7 +183,9 @@ _COUNTER_LOCK = threading.Lock()
 
 
 class FlakyLandingStore(LocalLandingStore):
-    """A landing store whose reads fail like a throttled or dropped S3 connection."""
+    """A landing store whose reads fail like a throttled or dropped S3 connection: every
+    read of `always_failing_tenant`, and the first `failures_left` reads of deals.csv (the
+    one file every attempt reads, whichever of the files read in parallel fails first)."""
 
     failures_left: int = 0
     always_failing_tenant: str = ""
@@ -191,21 +193,23 @@ class FlakyLandingStore(LocalLandingStore):
     def read(self, tenant: str, name: str) -> LandingObject | None:
         if tenant == self.always_failing_tenant:
             raise ConnectionError(f"connection reset while reading {tenant}/{name}")
-        counter = self.root + ".failures"
-        with _COUNTER_LOCK:  # the three files of a tenant are read in parallel threads
-            left = int(open(counter).read()) if os.path.exists(counter) else self.failures_left
-            if left > 0:
+        if name == "deals.csv":
+            counter = self.root + ".failures"
+            with _COUNTER_LOCK:
+                left = int(open(counter).read()) if os.path.exists(counter) else self.failures_left
                 with open(counter, "w") as f:
-                    f.write(str(left - 1))
-        if left > 0:
-            raise ConnectionError(f"SlowDown: please reduce your request rate ({tenant}/{name})")
+                    f.write(str(max(left - 1, 0)))
+            if left > 0:
+                raise ConnectionError(
+                    f"SlowDown: please reduce your request rate ({tenant}/{name})"
+                )
         return super().read(tenant, name)
 
 
 def test_transient_read_failures_are_retried(landing_root, warehouse_path, instance):
-    # One attempt reads the three files together: the first attempt's three reads fail,
-    # then one read of the second attempt; the third attempt succeeds.
-    store = FlakyLandingStore(root=str(landing_root), failures_left=4)
+    """A throttled read fails the attempt; the step is retried and the third attempt
+    publishes the whole drop."""
+    store = FlakyLandingStore(root=str(landing_root), failures_left=2)
     result = run_tenant("initech", store, warehouse_path, instance)
     assert result.success
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
