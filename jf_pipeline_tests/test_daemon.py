@@ -227,7 +227,8 @@ def test_a_run_worker_killed_in_publish_frees_its_pool_slot_and_the_runs_go_on(t
     """kill -9 of the run worker while publish_tenant holds the duckdb_warehouse pool slot:
     the dead run's slot is freed by run monitoring, the run is retried, and a later run of
     another tenant publishes too, with nobody freeing slots by hand. (The worker is held in
-    publish_tenant by a process holding the build file's write lock.)"""
+    publish_tenant by a process holding the build file's write lock.) Then, on the same
+    daemon, a slow in-place re-export of identical bytes (`_identical_reexport_in_place`)."""
     landing = tmp_path / "landing"
     landing.mkdir()
     shutil.copytree(SAMPLE_LANDING / "acme", landing / "acme")
@@ -270,6 +271,7 @@ def test_a_run_worker_killed_in_publish_frees_its_pool_slot_and_the_runs_go_on(t
                     ),
                 )
                 dev.wait_for("no pool slot held", lambda: not claimed())
+                _identical_reexport_in_place(dev, landing, str(warehouse), instance)
     finally:
         holder.kill()
         holder.wait()
@@ -286,62 +288,55 @@ def _deals_export(rows: int) -> bytes:
     return (header + body).encode()
 
 
-def test_an_identical_reexport_written_in_place_slowly_never_publishes_a_cut_file(tmp_path):
+def _identical_reexport_in_place(dev: DevServer, landing, warehouse, instance) -> None:
     """Issue 19, item 4, under the real daemon: the customer's exporter rewrites deals.csv
     in place with the very same bytes, pausing twice mid-file for longer than the settle
     window and a sensor tick. Runs may start on the partial file; none may publish a cut
     file, and once the writer is done the tenant's rows are the whole export again and the
     last ingestion recorded the export's own hash (before the fix 3,291 of 20,000 deals were
     lost for good: the final bytes equalled the sensor's cursor, so no run came)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
     rows = 5_000
     export = _deals_export(rows)
-    landing = tmp_path / "landing"
-    (landing / "lateco").mkdir(parents=True)
+    (landing / "lateco").mkdir()
     path = landing / "lateco" / "deals.csv"
     path.write_bytes(export)
-    warehouse = tmp_path / "warehouse.duckdb"
     count = "SELECT count(*) FROM importable_deals WHERE tenant_id = 'lateco'"
     ingestions = (
         "SELECT outcome, deals_published, deals_version, finished_at FROM ingestions "
         "WHERE tenant_id = 'lateco' ORDER BY finished_at"
     )
-    with make_dev(tmp_path, JF_LANDING=str(landing)) as dev:
-        dev.wait_for(
-            "the first publish", lambda: (query_warehouse(str(warehouse), count) or [[0]])[0][0]
-        )
-        assert query_warehouse(str(warehouse), count)[0][0] == rows
-        first = len(query_warehouse(str(warehouse), ingestions))
+    dev.wait_for(
+        "lateco's first publish", lambda: (query_warehouse(warehouse, count) or [[0]])[0][0]
+    )
+    assert query_warehouse(warehouse, count)[0][0] == rows
 
-        with open(path, "r+b") as f:  # the exporter: truncate, write, pause, write, ...
-            f.truncate(0)
-            for part in range(3):
-                f.write(export[part * len(export) // 3 : (part + 1) * len(export) // 3])
-                f.flush()
-                if part < 2:
-                    time.sleep(5)  # > JF_SETTLE_SECONDS (1) + two JF_SENSOR_INTERVALs (2)
+    with open(path, "r+b") as f:  # the exporter: truncate, write, pause, write, ...
+        f.truncate(0)
+        for part in range(3):
+            f.write(export[part * len(export) // 3 : (part + 1) * len(export) // 3])
+            f.flush()
+            if part < 2:
+                time.sleep(5)  # > JF_SETTLE_SECONDS (1) + two JF_SENSOR_INTERVALs (2)
 
-        with DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+    busy = [
+        DagsterRunStatus.QUEUED,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+    ]
+    time.sleep(6)  # settle + two ticks after the last write
+    dev.wait_for(
+        "no run queued or running", lambda: not instance.get_runs(RunsFilter(statuses=busy))
+    )
+    history = query_warehouse(warehouse, ingestions)
+    runs = instance.get_runs(RunsFilter(tags={"jf/tenant": "lateco"}))
 
-            def quiet() -> bool:
-                from dagster import DagsterRunStatus, RunsFilter
-
-                busy = [
-                    DagsterRunStatus.QUEUED,
-                    DagsterRunStatus.NOT_STARTED,
-                    DagsterRunStatus.STARTING,
-                    DagsterRunStatus.STARTED,
-                ]
-                return not instance.get_runs(RunsFilter(statuses=busy))
-
-            time.sleep(6)  # settle + two ticks after the last write
-            dev.wait_for("no run queued or running", quiet)
-            history = query_warehouse(str(warehouse), ingestions)
-            runs = instance.get_runs()
-
-        assert query_warehouse(str(warehouse), count)[0][0] == rows, history
-        for outcome, published, _, _ in history:
-            # a drop cut to a third or two thirds is refused or fails; never published cut
-            assert outcome != "published" or published == rows, history
-        assert history[-1][2] == hashlib.sha256(export).hexdigest(), history
-        # the sensor did see the partial file (else this test tore nothing)
-        assert len(runs) >= 2 and len(history) >= first, history
+    assert query_warehouse(warehouse, count)[0][0] == rows, history
+    for outcome, published, _, _ in history:
+        # a drop cut to a third or two thirds is refused or fails; never published cut
+        assert outcome != "published" or published == rows, history
+    assert history[-1][2] == hashlib.sha256(export).hexdigest(), history
+    # the sensor did see the partial file (else this scenario tore nothing)
+    assert len(runs) >= 2, history
