@@ -85,7 +85,7 @@ def test_dates_in_any_supported_style_read_back_when_the_column_decides(days, st
     assert parsed.values.to_list() == column
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=3000))
 def test_arbitrary_bytes_are_read_or_rejected_never_raise(data):
     table = read_table(data, DEALS)
@@ -103,7 +103,7 @@ def test_arbitrary_bytes_are_read_or_rejected_never_raise(data):
 csv_like = st.text(alphabet=st.sampled_from(list(',;\t|"\n\r aé1-/.$€') + ["\ufeff"]), max_size=400)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=csv_like)
 def test_csv_shaped_noise_under_a_valid_header_never_raises(body):
     header = "first_name,last_name,email_address,account_unique_id,contact_unique_id\n"
