@@ -10,12 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import hypothesis
 import pytest
 from dagster import DagsterInstance, instance_for_test, materialize, mem_io_manager
 
 from jf_pipeline.definitions import all_assets, build_resources
 from jf_pipeline.resources import LandingStore, LocalLandingStore, Warehouse
 from jf_pipeline_tests.servers import PostgresServer, free_port, postgres_cluster
+
+# Properties, not timings: no example may fail for being slow on a loaded machine (CI and
+# this shared machine run the suite on every core).
+hypothesis.settings.register_profile("jf", deadline=None)
+hypothesis.settings.load_profile("jf")
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE_LANDING = PROJECT / "data" / "landing"
