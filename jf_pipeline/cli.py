@@ -345,6 +345,9 @@ def _emit(frame: pl.DataFrame, as_json: bool, limit: int = MAX_CELL_CHARS) -> No
 
 def status(warehouse_path: str | None, as_json: bool) -> int:
     frame = wh.tenant_status(_warehouse_path(warehouse_path))
+    frame = _with_changes(frame, wh.last_changes(_warehouse_path(warehouse_path)))
+    if as_json:
+        frame = frame.drop("deal_changes")
     if not as_json:
         refused = ["refused_deals", "refused_accounts", "refused_contacts"]
         frame = frame.with_columns(
@@ -361,10 +364,28 @@ def status(warehouse_path: str | None, as_json: bool) -> int:
                 )
             )
             .alias("refused_drop"),
-        ).drop("published_age_s", *refused)
+        ).drop("published_age_s", *refused, "deals_new", "deals_changed", "deals_gone")
         frame = frame.select(*[c for c in frame.columns if c != "reason"], "reason")
     _emit(frame, as_json, limit=STATUS_CELL_CHARS)
     return 0
+
+
+def _with_changes(frame: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+    """Status rows with the deals the last publish made new, changed and gone (as
+    `deal_changes`, "3 new, 5 changed, 1 gone", in the text output)."""
+    frame = frame.join(changes, on="tenant_id", how="left")
+    return frame.with_columns(
+        pl.when(pl.col("deals_new").is_not_null())
+        .then(
+            pl.format(
+                "{} new, {} changed, {} gone",
+                pl.col("deals_new"),
+                pl.col("deals_changed"),
+                pl.col("deals_gone"),
+            )
+        )
+        .alias("deal_changes")
+    )
 
 
 def _age(seconds: int) -> str:

@@ -1,0 +1,227 @@
+"""Deal, account and contact history (issue #20): one version per real change, written in
+the publish's transaction; the change views and the summaries read from it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from jf_pipeline import warehouse as wh
+from jf_pipeline.cli import main
+from jf_pipeline.contract import IMPORTABLE_DEALS
+from jf_pipeline.core.report import REPORT_SUMMARY
+from jf_pipeline_tests.conftest import materializations, query, run_tenant
+
+HEADER = "Name,target_close_date,owner_email,value,deal_unique_id,account_unique_id,deal_stage,account_name"
+DEALS = {
+    "D1": "Alpha,2026-03-01,ann@acme.example,100,D1,A1,Proposal,Acme",
+    "D2": "Beta,2026-04-01,ann@acme.example,200,D2,A1,Proposal,Acme",
+    "D3": "Gamma,2026-05-01,bob@acme.example,300,D3,A2,Discovery,Acme East",
+    "D4": "Delta,2026-06-01,bob@acme.example,400,D4,A2,Discovery,Acme East",
+}
+D2_MOVED = "Beta,2026-04-01,ann@acme.example,250,D2,A1,Negotiation,Acme"
+
+
+def _drop(landing: Path, *lines: str) -> None:
+    folder = landing / "acme"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "deals.csv").write_text("\n".join([HEADER, *lines]) + "\n")
+
+
+def _status(warehouse: str) -> dict:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["status", "--warehouse", warehouse, "--json"]) == 0
+    (row,) = json.loads(out.getvalue())
+    return row
+
+
+def test_three_drops_give_exactly_the_versions_changes_and_summaries(
+    tmp_path, warehouse_path, instance
+):
+    """Add four deals; move one (stage and value) and drop another; re-add it; export the
+    same again; send a drop the guard refuses. History, deal_changes, the import summary,
+    `jf status` and the importable_deals materialization say exactly what happened, and
+    the identical and the refused drops add nothing."""
+    landing = tmp_path / "landing"
+    runs = []
+
+    def ingest(*lines: str) -> dict:
+        _drop(landing, *lines)
+        result = run_tenant("acme", landing, warehouse_path, instance)
+        runs.append(result.run_id)
+        return materializations(result)
+
+    first = ingest(*DEALS.values())
+    second = ingest(DEALS["D1"], D2_MOVED, DEALS["D3"])
+    summary_after_second = (landing / "acme" / REPORT_SUMMARY).read_text()
+    status_after_second = _status(warehouse_path)
+    third = ingest(DEALS["D1"], D2_MOVED, DEALS["D3"], DEALS["D4"])
+    fourth = ingest(DEALS["D1"], D2_MOVED, DEALS["D3"], DEALS["D4"])  # the same again
+    ingest(DEALS["D1"])  # loses 3 of 4 deals: refused by the publish guard
+    r1, r2, r3, r4, r5 = runs
+    outcomes = dict(query(warehouse_path, "SELECT run_id, outcome FROM ingestions"))
+    assert [outcomes[r] for r in runs] == ["published"] * 4 + ["refused"]
+
+    history = query(
+        warehouse_path,
+        "SELECT deal_unique_id, deal_stage, CAST(value AS INTEGER), valid_from_ingestion_id, "
+        "valid_to_ingestion_id, valid_to IS NULL FROM deal_history ORDER BY deal_unique_id, valid_from",
+    )
+    assert history == [
+        ("D1", "Proposal", 100, r1, None, True),
+        ("D2", "Proposal", 200, r1, r2, False),
+        ("D2", "Negotiation", 250, r2, None, True),
+        ("D3", "Discovery", 300, r1, None, True),
+        ("D4", "Discovery", 400, r1, r2, False),
+        ("D4", "Discovery", 400, r3, None, True),
+    ]
+    # valid_from/valid_to are the ingestions' finished_at: history joins ingestions on time too.
+    assert query(
+        warehouse_path,
+        "SELECT count(*) FROM deal_history h JOIN ingestions i ON i.run_id = h.valid_from_ingestion_id "
+        "AND i.finished_at = h.valid_from",
+    ) == [(6,)]
+
+    changes = query(
+        warehouse_path,
+        "SELECT ingestion_id, deal_unique_id, change, changed_fields FROM deal_changes "
+        "ORDER BY changed_at, deal_unique_id",
+    )
+    assert changes == [
+        (r1, "D1", "new", None),
+        (r1, "D2", "new", None),
+        (r1, "D3", "new", None),
+        (r1, "D4", "new", None),
+        (
+            r2,
+            "D2",
+            "changed",
+            [
+                {"field": "value", "old": "200.00", "new": "250.00"},
+                {"field": "deal_stage", "old": "Proposal", "new": "Negotiation"},
+            ],
+        ),
+        (r2, "D4", "gone", None),
+        (r3, "D4", "new", None),
+    ]
+    assert r4 not in {c[0] for c in changes} and r5 not in {c[0] for c in changes}
+
+    assert "Deals since the last import: 0 new, 1 changed, 1 gone" in summary_after_second
+    assert summary_after_second.index("Deals imported: 3") < summary_after_second.index(
+        "Deals since the last import"
+    )
+    assert {k: status_after_second[k] for k in ("deals_new", "deals_changed", "deals_gone")} == {
+        "deals_new": 0,
+        "deals_changed": 1,
+        "deals_gone": 1,
+    }
+    # After the identical drop and the refusal, status speaks of the last publish (r4).
+    assert _status(warehouse_path)["deals_changed"] == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["status", "--warehouse", warehouse_path])
+    assert "0 new, 0 changed, 0 gone" in out.getvalue()
+
+    counts = {
+        run: {k: m["importable_deals"][k].value for k in ("new", "changed", "gone")}
+        for run, m in zip((r1, r2, r3, r4), (first, second, third, fourth), strict=True)
+    }
+    assert counts == {
+        r1: {"new": 4, "changed": 0, "gone": 0},
+        r2: {"new": 0, "changed": 1, "gone": 1},
+        r3: {"new": 1, "changed": 0, "gone": 0},
+        r4: {"new": 0, "changed": 0, "gone": 0},
+    }
+    # The accounts (inline in deals.csv) have a history of their own: A1 and A2, once each.
+    assert query(
+        warehouse_path,
+        "SELECT account_unique_id, count(*) FROM account_history GROUP BY ALL ORDER BY 1",
+    ) == [("A1", 1), ("A2", 1)]
+    # History and the published tables agree: the open versions are the published rows.
+    assert_consistent(warehouse_path)
+
+
+def assert_consistent(path: str) -> None:
+    """Every history's open versions are exactly the published rows, tenant by tenant."""
+    for source, history in wh.HISTORIES.items():
+        names = ", ".join(wh.ident(c) for c in wh.tracked_columns(history))
+        differ = query(
+            path,
+            f"SELECT count(*) FROM ((SELECT tenant_id, {names} FROM {source} "  # noqa: S608
+            f"EXCEPT ALL SELECT tenant_id, {names} FROM {history.name} WHERE valid_to IS NULL) "
+            f"UNION ALL (SELECT tenant_id, {names} FROM {history.name} WHERE valid_to IS NULL "
+            f"EXCEPT ALL SELECT tenant_id, {names} FROM {source}))",
+        )
+        assert differ == [(0,)], history.name
+
+
+def _deals(*ids: str, stage: str = "Proposal") -> pl.DataFrame:
+    columns = IMPORTABLE_DEALS.data_names
+    frame = pl.DataFrame(
+        {c: [f"{c}-{i}" for i in ids] for c in columns}, schema={c: pl.String for c in columns}
+    )
+    return frame.with_columns(
+        pl.Series("deal_unique_id", list(ids)),
+        pl.lit(stage).alias("deal_stage"),
+        pl.lit(None, pl.Date).alias("target_close_date"),
+        pl.lit(1, pl.Decimal(18, 2)).alias("value"),
+    )
+
+
+def _publish(path: str, run: str, frame: pl.DataFrame, **ingestion) -> dict:
+    with wh.writer(path) as w:
+        return w.replace_tenant(
+            "acme",
+            {"importable_deals": frame},
+            {"run_id": run, "finished_at": datetime.now(UTC), "outcome": "published", **ingestion},
+        )
+
+
+def test_an_error_inside_the_publish_transaction_leaves_history_and_tables_as_they_were(
+    warehouse_path,
+):
+    """The history is written in the publish's transaction: an error after the versions
+    were written (here the ingestions row, the last statement, fails) takes them back with
+    the published rows, and the next publish starts from a consistent state."""
+    _publish(warehouse_path, "r1", _deals("D1", "D2"))
+    before = query(warehouse_path, "SELECT * FROM deal_history ORDER BY ALL")
+    with pytest.raises(Exception, match="(?i)conversion|timestamp"):
+        _publish(warehouse_path, "r2", _deals("D1", stage="Won"), started_at="not a time")
+    for path in (warehouse_path, str(wh.build_path(warehouse_path))):
+        assert query(path, "SELECT * FROM deal_history ORDER BY ALL") == before
+        assert query(
+            path, "SELECT deal_unique_id, deal_stage FROM importable_deals ORDER BY 1"
+        ) == [
+            ("D1", "Proposal"),
+            ("D2", "Proposal"),
+        ]
+        assert_consistent(path)
+    assert _publish(warehouse_path, "r3", _deals("D1", stage="Won")) == {
+        "importable_deals": {"new": 0, "changed": 1, "gone": 1}
+    }
+    assert_consistent(warehouse_path)
+
+
+def test_a_hash_that_differs_for_the_same_values_refreshes_it_instead_of_adding_a_version(
+    warehouse_path,
+):
+    """row_hash only finds candidates: a DuckDB whose hash() gives other numbers (simulated
+    by overwriting the stored hashes) must not turn every row into a new version."""
+    _publish(warehouse_path, "r1", _deals("D1", "D2"))
+    with wh.writer(warehouse_path) as w:
+        w.con.execute("UPDATE deal_history SET row_hash = 42")
+    assert _publish(warehouse_path, "r2", _deals("D1", "D2")) == {
+        "importable_deals": {"new": 0, "changed": 0, "gone": 0}
+    }
+    rows = query(warehouse_path, "SELECT valid_from_ingestion_id, row_hash FROM deal_history")
+    assert len(rows) == 2 and {r[0] for r in rows} == {"r1"} and 42 not in {r[1] for r in rows}
+    assert _publish(warehouse_path, "r3", _deals("D1", "D2")) == {
+        "importable_deals": {"new": 0, "changed": 0, "gone": 0}
+    }
