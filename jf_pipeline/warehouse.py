@@ -778,3 +778,45 @@ def last_changes(path: str) -> pl.DataFrame:
         ).cast(schema)
     except (NoWarehouse, duckdb.CatalogException):
         return pl.DataFrame(schema=schema)
+
+
+def prune_history(
+    path: str, older_than_days: int, tenant: str | None = None, *, dry_run: bool = False
+) -> dict[str, int]:
+    """Delete the history versions that ended (valid_to) more than `older_than_days` days
+    ago, of one tenant or of all; a current version (valid_to NULL) is never deleted, so
+    the history always holds the published rows. One transaction; the analysts' snapshot
+    follows. `dry_run` counts them and changes nothing. Returns history table -> versions."""
+    if not Path(path).is_file() and not build_path(path).is_file():
+        raise NoWarehouse(f"no warehouse at {path}: run `jf ingest` or `make dev` first")
+    where = "valid_to IS NOT NULL AND valid_to < current_timestamp - to_days(CAST(? AS INTEGER))"
+    params: list = [older_than_days]
+    if tenant is not None:
+        where += " AND tenant_id = ?"
+        params.append(tenant)
+    if dry_run:
+        con = _open_for_reading(path, prefer_build=True)
+        try:
+            return {
+                name: con.execute(
+                    f"SELECT count(*) FROM {ident(name)} WHERE {where}",  # noqa: S608
+                    params,
+                ).fetchone()[0]
+                for name in HISTORY_TABLES
+            }
+        finally:
+            con.close()
+    deleted = {}
+    with writer(path) as w:
+        w.con.execute("BEGIN TRANSACTION")
+        try:
+            for name in HISTORY_TABLES:
+                deleted[name] = w.con.execute(
+                    f"DELETE FROM {ident(name)} WHERE {where}",  # noqa: S608
+                    params,
+                ).fetchone()[0]
+            w.con.execute("COMMIT")
+        except BaseException:
+            w.con.execute("ROLLBACK")
+            raise
+    return deleted

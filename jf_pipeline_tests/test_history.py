@@ -175,10 +175,10 @@ def _deals(*ids: str, stage: str = "Proposal") -> pl.DataFrame:
     )
 
 
-def _publish(path: str, run: str, frame: pl.DataFrame, **ingestion) -> dict:
+def _publish(path: str, run: str, frame: pl.DataFrame, tenant="acme", **ingestion) -> dict:
     with wh.writer(path) as w:
         return w.replace_tenant(
-            "acme",
+            tenant,
             {"importable_deals": frame},
             {"run_id": run, "finished_at": datetime.now(UTC), "outcome": "published", **ingestion},
         )
@@ -225,3 +225,91 @@ def test_a_hash_that_differs_for_the_same_values_refreshes_it_instead_of_adding_
     assert _publish(warehouse_path, "r3", _deals("D1", "D2")) == {
         "importable_deals": {"new": 0, "changed": 0, "gone": 0}
     }
+
+
+def _jf(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_history_prune_deletes_only_ended_versions_older_than_asked(warehouse_path):
+    """`jf history prune` deletes versions that ended more than N days ago, of the tenant
+    named (or all), never a current version; --dry-run only counts; bad arguments and
+    unknown tenants are refused with a clear message."""
+    for tenant in ("acme", "globex"):
+        _publish(warehouse_path, f"{tenant}-1", _deals("D1", "D2", "D3"), tenant=tenant)
+        _publish(warehouse_path, f"{tenant}-2", _deals("D1", "D2", stage="Won"), tenant=tenant)
+    with wh.writer(warehouse_path) as w:  # acme's D1 and D2 versions ended 40 days ago
+        w.con.execute(
+            "UPDATE deal_history SET valid_to = valid_to - INTERVAL 40 DAY "
+            "WHERE tenant_id = 'acme' AND deal_unique_id IN ('D1', 'D2')"
+        )
+
+    def versions() -> list[tuple]:
+        return query(
+            warehouse_path,
+            "SELECT tenant_id, deal_unique_id, valid_from_ingestion_id FROM deal_history "
+            "ORDER BY ALL",
+        )
+
+    before = versions()
+    assert len(before) == 10  # per tenant: D1, D2, D3, then D1 and D2 changed (D3 gone)
+    code, out, _ = _jf(
+        "history", "prune", "--older-than", "30", "--dry-run", "--warehouse", warehouse_path
+    )
+    assert (
+        code == 0 and out.startswith("would delete 2 history version(s)") and versions() == before
+    )
+
+    code, out, _ = _jf(
+        "history",
+        "prune",
+        "--older-than",
+        "30",
+        "--tenant",
+        "acme",
+        "--warehouse",
+        warehouse_path,
+        "--json",
+    )
+    assert code == 0
+    assert json.loads(out) == {
+        "older_than_days": 30,
+        "tenant": "acme",
+        "dry_run": False,
+        "versions": {"deal_history": 2, "account_history": 0, "contact_history": 0},
+    }
+    assert versions() == [
+        v for v in before if not (v[0] == "acme" and v[2] == "acme-1" and v[1] != "D3")
+    ]
+    assert_consistent(warehouse_path)
+    # acme's D3 ended just now; globex's versions too: 0 days prunes every ended version.
+    code, out, _ = _jf("history", "prune", "--older-than", "0", "--warehouse", warehouse_path)
+    assert code == 0 and "deleted 4 history version(s)" in out and "every tenant" in out
+    assert versions() == [
+        ("acme", "D1", "acme-2"),
+        ("acme", "D2", "acme-2"),
+        ("globex", "D1", "globex-2"),
+        ("globex", "D2", "globex-2"),
+    ]
+    assert_consistent(warehouse_path)
+
+    assert _jf("history", "prune", "--older-than", "-1", "--warehouse", warehouse_path)[0] == 2
+    assert _jf("history", "prune", "--older-than", "soon", "--warehouse", warehouse_path)[0] == 2
+    code, _, err = _jf(
+        "history", "prune", "--older-than", "1", "--tenant", "acm", "--warehouse", warehouse_path
+    )
+    assert code == 1 and "unknown tenant 'acm'" in err and "did you mean 'acme'" in err
+    code, _, err = _jf(
+        "history", "prune", "--older-than", "1", "--tenant", "../x", "--warehouse", warehouse_path
+    )
+    assert code == 2 and "not a valid tenant id" in err
+    code, _, err = _jf(
+        "history", "prune", "--older-than", "1", "--warehouse", warehouse_path + ".none"
+    )
+    assert code == 1 and "no warehouse" in err
