@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from jf_pipeline import warehouse as wh
 from jf_pipeline.cli import main
 from jf_pipeline.contract import IMPORTABLE_DEALS
 from jf_pipeline.core.report import REPORT_SUMMARY
-from jf_pipeline_tests.conftest import materializations, query, run_tenant
+from jf_pipeline_tests.conftest import PROJECT, materializations, query, run_tenant
 
 HEADER = "Name,target_close_date,owner_email,value,deal_unique_id,account_unique_id,deal_stage,account_name"
 DEALS = {
@@ -61,6 +62,9 @@ def test_three_drops_give_exactly_the_versions_changes_and_summaries(
     first = ingest(*DEALS.values())
     second = ingest(DEALS["D1"], D2_MOVED, DEALS["D3"])
     summary_after_second = (landing / "acme" / REPORT_SUMMARY).read_text()
+    analysts_after_second = {
+        question: query(warehouse_path, sql) for question, sql in readme_queries().items()
+    }
     status_after_second = _status(warehouse_path)
     third = ingest(DEALS["D1"], D2_MOVED, DEALS["D3"], DEALS["D4"])
     fourth = ingest(DEALS["D1"], D2_MOVED, DEALS["D3"], DEALS["D4"])  # the same again
@@ -113,6 +117,32 @@ def test_three_drops_give_exactly_the_versions_changes_and_summaries(
     ]
     assert r4 not in {c[0] for c in changes} and r5 not in {c[0] for c in changes}
 
+    # The README's analyst queries, run after the second drop (D2 moved, D4 gone).
+    moved = [
+        {"field": "value", "old": "200.00", "new": "250.00"},
+        {"field": "deal_stage", "old": "Proposal", "new": "Negotiation"},
+    ]
+    answers = list(analysts_after_second.values())
+    assert len(answers) == 5
+    this_week, stage_moves, churn, lost, as_of_first = answers
+    assert [(row[1], row[2], row[3]) for row in this_week] == [
+        ("D1", "new", None),
+        ("D2", "new", None),
+        ("D3", "new", None),
+        ("D4", "new", None),
+        ("D2", "changed", moved),
+        ("D4", "gone", None),
+    ]
+    assert [(row[0], row[2], row[3]) for row in stage_moves] == [("D2", "Proposal", "Negotiation")]
+    assert [(row[0], *row[2:]) for row in churn] == [(r1, 4, 0, 0), (r2, 0, 1, 1)]
+    assert [row[:2] for row in lost] == [("D4", "Delta")]
+    assert [(d, s, int(v)) for d, s, v in as_of_first] == [
+        ("D1", "Proposal", 100),
+        ("D2", "Proposal", 200),
+        ("D3", "Discovery", 300),
+        ("D4", "Discovery", 400),
+    ]
+
     assert "Deals since the last import: 0 new, 1 changed, 1 gone" in summary_after_second
     assert summary_after_second.index("Deals imported: 3") < summary_after_second.index(
         "Deals since the last import"
@@ -146,6 +176,21 @@ def test_three_drops_give_exactly_the_versions_changes_and_summaries(
     ) == [("A1", 1), ("A2", 1)]
     # History and the published tables agree: the open versions are the published rows.
     assert_consistent(warehouse_path)
+
+
+def readme_queries() -> dict[str, str]:
+    """The README's History section's analyst queries: comment -> SQL."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## History\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
+    queries, question = {}, None
+    for line in block.splitlines():
+        if line.startswith("-- "):
+            question = line[3:]
+            queries[question] = ""
+        else:
+            queries[question] += line + "\n"
+    return queries
 
 
 def assert_consistent(path: str) -> None:
