@@ -438,7 +438,9 @@ def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
         # Holding the build file's lock, no other swap can be under way: any swap temp file
         # left beside the snapshot is from a writer killed mid-copy.
         remove_stale_swaps(Path(path))
+        missing = missing_histories(con)
         ensure_schema(con)
+        seed_histories(con, missing)
         document(con)
         yield Writer(con)
         con.execute("CHECKPOINT")
@@ -820,3 +822,45 @@ def prune_history(
             w.con.execute("ROLLBACK")
             raise
     return deleted
+
+
+def missing_histories(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The history tables a warehouse does not have yet (made before they existed)."""
+    present = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+        ).fetchall()
+    }
+    return [name for name in HISTORY_TABLES if name not in present]
+
+
+def seed_histories(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+    """Start the just created history tables from what is published: one current version
+    per published row, dated by the tenant's latest successful publish. Without this, the
+    first publish after an upgrade would report every row as new. One transaction."""
+    if not names:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name in names:
+            history = HISTORY_TABLES[name]
+            source = next(s for s, t in HISTORIES.items() if t is history)
+            columns = ", ".join(ident(n) for n in tracked_columns(history))
+            values = ", ".join(f"c.{ident(n)}" for n in tracked_columns(history))
+            con.execute(
+                f"""
+                INSERT INTO {ident(name)}
+                    (tenant_id, {columns}, valid_from, valid_from_ingestion_id, row_hash)
+                SELECT c.tenant_id, {values}, i.finished_at, i.run_id, hash({values})
+                FROM {ident(source)} c LEFT JOIN (
+                    SELECT tenant_id, finished_at, run_id FROM {ident(INGESTIONS)}
+                    WHERE outcome IN ('published', 'partial')
+                    QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY finished_at DESC) = 1
+                ) i ON i.tenant_id = c.tenant_id
+                """  # noqa: S608 - our own names only
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

@@ -358,3 +358,43 @@ def test_history_prune_deletes_only_ended_versions_older_than_asked(warehouse_pa
         "history", "prune", "--older-than", "1", "--warehouse", warehouse_path + ".none"
     )
     assert code == 1 and "no warehouse" in err
+
+
+def test_a_warehouse_made_before_history_starts_it_from_the_published_rows(warehouse_path):
+    """Upgrading: a warehouse without history tables gets them seeded with the published
+    rows as current versions (dated by the tenant's last publish), so the next publish
+    reports only what really changed, not every deal as new."""
+    _publish(warehouse_path, "r1", _deals("D1", "D2"))
+    with wh.writer(warehouse_path) as w:
+        for name in wh.HISTORY_TABLES:
+            w.con.execute(f"DROP VIEW IF EXISTS {wh.CHANGE_VIEWS[name]}")
+            w.con.execute(f"DROP TABLE {name}")
+    with wh.writer(warehouse_path):
+        pass  # opening the warehouse to write creates and seeds the history
+    assert query(
+        warehouse_path,
+        "SELECT deal_unique_id, valid_from_ingestion_id, valid_to FROM deal_history ORDER BY 1",
+    ) == [("D1", "r1", None), ("D2", "r1", None)]
+    assert_consistent(warehouse_path)
+    assert _publish(warehouse_path, "r2", _deals("D1", "D2", "D3")) == {
+        "importable_deals": {"new": 1, "changed": 0, "gone": 0}
+    }
+
+
+def test_history_tables_columns_and_change_views_carry_the_contracts_comments(warehouse_path):
+    """Analysts read what each history column means from the warehouse itself."""
+    _publish(warehouse_path, "r1", _deals("D1"))
+    history = wh.HISTORY_TABLES["deal_history"]
+    comments = dict(
+        query(
+            warehouse_path,
+            "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'deal_history'",
+        )
+    )
+    assert comments == {f.name: f.doc for f in history.fields}
+    assert comments["valid_to_ingestion_id"].startswith(
+        "ingestions.run_id of the publish that ended"
+    )
+    views = dict(query(warehouse_path, "SELECT view_name, comment FROM duckdb_views()"))
+    for view in ("deal_changes", "account_changes", "contact_changes"):
+        assert views[view] == wh.VIEWS[view][0] and views[view].startswith("Per ingestion")
