@@ -446,6 +446,8 @@ HISTORIES: dict[str, Table] = {
 }
 """Published table -> its history table."""
 HISTORY_TABLES: dict[str, Table] = {t.name: t for t in HISTORIES.values()}
+HISTORY_SOURCES: dict[str, str] = {t.name: source for source, t in HISTORIES.items()}
+"""History table -> the published table it keeps the versions of."""
 CHANGE_VIEWS = {
     "deal_history": "deal_changes",
     "account_history": "account_changes",

@@ -40,6 +40,7 @@ import polars as pl
 from jf_pipeline.contract import (
     CHANGE_VIEWS,
     HISTORIES,
+    HISTORY_SOURCES,
     HISTORY_TABLES,
     TABLES,
     Table,
@@ -183,7 +184,7 @@ def record_history(
     new rows' hashes are compared with the open versions' through a temporary table, and
     a differing hash is confirmed on the values (so a DuckDB whose hash() differs refreshes
     the hashes instead of inventing versions). Returns the counts of new, changed and gone."""
-    source = next(s for s, t in HISTORIES.items() if t is history)
+    source = HISTORY_SOURCES[history.name]
     key, h, c = ident(history.key[1]), ident(history.name), ident(source)
     columns = tracked_columns(history)
     names = ", ".join(ident(n) for n in columns)
@@ -845,7 +846,7 @@ def seed_histories(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
     try:
         for name in names:
             history = HISTORY_TABLES[name]
-            source = next(s for s, t in HISTORIES.items() if t is history)
+            source = HISTORY_SOURCES[history.name]
             columns = ", ".join(ident(n) for n in tracked_columns(history))
             values = ", ".join(f"c.{ident(n)}" for n in tracked_columns(history))
             con.execute(
