@@ -398,3 +398,22 @@ def test_history_tables_columns_and_change_views_carry_the_contracts_comments(wa
     views = dict(query(warehouse_path, "SELECT view_name, comment FROM duckdb_views()"))
     for view in ("deal_changes", "account_changes", "contact_changes"):
         assert views[view] == wh.VIEWS[view][0] and views[view].startswith("Per ingestion")
+
+
+def test_a_table_kept_by_a_rejected_file_keeps_its_history(warehouse_path):
+    """A partial publish (deals.csv rejected as a whole: importable_deals kept) ends no deal
+    version: the kept rows stay the current ones, and nothing is reported as gone."""
+    _publish(warehouse_path, "r1", _deals("D1", "D2"))
+    before = query(warehouse_path, "SELECT * FROM deal_history ORDER BY ALL")
+    with wh.writer(warehouse_path) as w:
+        changes = w.replace_tenant(
+            "acme",
+            {"importable_deals": None, "rejected_rows": None},
+            {"run_id": "r2", "finished_at": datetime.now(UTC), "outcome": "partial"},
+        )
+    assert changes == {}
+    assert query(warehouse_path, "SELECT * FROM deal_history ORDER BY ALL") == before
+    assert query(warehouse_path, "SELECT count(*) FROM deal_changes WHERE ingestion_id = 'r2'") == [
+        (0,)
+    ]
+    assert_consistent(warehouse_path)
