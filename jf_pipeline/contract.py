@@ -413,8 +413,8 @@ HISTORY_FIELDS = (
     Field(
         "row_hash",
         "UBIGINT",
-        "DuckDB hash() of the version's tracked columns, to find changed rows fast (a change is "
-        "confirmed on the values themselves).",
+        "DuckDB hash() of the version's tracked columns, to find changed rows fast (when most "
+        "rows' hashes differ, as another DuckDB's hash() would, the values are compared).",
     ),
 )
 HISTORY_COLUMNS = tuple(f.name for f in HISTORY_FIELDS)

@@ -181,9 +181,9 @@ def record_history(
     """Bring `tenant`'s versions in `history` in line with the rows just published to its
     source table, inside the caller's transaction: rows whose values changed or that are
     missing end their version (valid_to), new and changed rows start one. Set-wise: the
-    new rows' hashes are compared with the open versions' through a temporary table, and
-    a differing hash is confirmed on the values (so a DuckDB whose hash() differs refreshes
-    the hashes instead of inventing versions). Returns the counts of new, changed and gone."""
+    new rows' hashes are compared with the open versions' through a temporary table; when
+    most rows' hashes differ, the values are compared too (so a DuckDB whose hash() differs
+    refreshes the hashes instead of inventing versions). Returns the counts of new, changed and gone."""
     source = HISTORY_SOURCES[history.name]
     key, h, c = ident(history.key[1]), ident(history.name), ident(source)
     columns = tracked_columns(history)
@@ -203,7 +203,15 @@ def record_history(
     candidates = con.execute(
         "SELECT count(*) FROM history_diff WHERE old_hash IS NOT NULL AND new_hash IS NOT NULL"
     ).fetchone()[0]
-    if candidates:
+    open_versions = con.execute(
+        f"SELECT count(*) FROM {h} WHERE tenant_id = ? AND valid_to IS NULL",  # noqa: S608
+        [tenant],
+    ).fetchone()[0]
+    # Within one DuckDB, equal values hash equally: a differing hash is a change. Another
+    # DuckDB's hash() would differ for (nearly) every row, as every row has a VARCHAR key
+    # and the deals a DATE and a DECIMAL: only when at least half of the rows look changed
+    # are the values compared (reading every column of both tables: 0.3 s CPU at 1M rows).
+    if candidates and 2 * candidates >= open_versions:
         same = " AND ".join(f"hv.{ident(n)} IS NOT DISTINCT FROM cv.{ident(n)}" for n in columns)
         con.execute(
             f"""
