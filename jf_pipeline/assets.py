@@ -54,6 +54,7 @@ from jf_pipeline.core.report import (
     REPORT_SUMMARY,
     dated_report_names,
     reports_to_prune,
+    with_changes,
 )
 from jf_pipeline.keys import clean_key, clean_name, raw_key, raw_name
 from jf_pipeline.partitions import tenants
@@ -407,12 +408,13 @@ def publish_tenant(
             policy=_policy(context.run.tags, warehouse),
             run=_run_info(context),
         )
-        writer.replace_tenant(tenant, plan.tables, plan.ingestion)
+        changes = writer.replace_tenant(tenant, plan.tables, plan.ingestion)
     # The attempt is logged: the landing sensor must not re-request this drop (sensors.py).
     context.instance.add_run_tags(context.run.run_id, {OUTCOME_TAG: plan.outcome})
     if landing.write_reports:
-        _write_report(context, landing, tenant, plan.report, plan.ingestion["finished_at"])
-    yield from _materializations(context, plan, warehouse.path)
+        report = (plan.report[0], with_changes(plan.report[1], changes.get("importable_deals")))
+        _write_report(context, landing, tenant, report, plan.ingestion["finished_at"])
+    yield from _materializations(context, plan, warehouse.path, changes)
     yield contacts_check_result(plan.rejected_rows)
     yield guard_check_result(plan.guard, tenant)
 
@@ -432,7 +434,10 @@ def _run_info(context: AssetExecutionContext) -> RunInfo:
     return RunInfo(context.run.run_id, started_at, datetime.now(UTC))
 
 
-def _materializations(context, plan: PublishPlan, path: str):
+def _materializations(context, plan: PublishPlan, path: str, changes: dict | None = None):
+    """One materialization per replaced table; a table with a history also carries its rows
+    `new`, `changed` and `gone` since the tenant's last publish (the UI plots them)."""
+    changes = changes or {}
     for name, frame in plan.tables.items():
         if frame is None:
             context.log.warning(f"{name}: a rejected file kept the tenant's published rows")
@@ -444,5 +449,6 @@ def _materializations(context, plan: PublishPlan, path: str):
                 "outcome": plan.outcome,
                 "warehouse": path,
                 "preview": _markdown(frame),
+                **changes.get(name, {}),
             },
         )

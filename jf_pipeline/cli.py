@@ -2,6 +2,7 @@
 
     jf ingest [--landing ROOT] [--warehouse PATH] [--tenant ID ...] [--all] [--approve]
     jf status | jf rejects TENANT | jf sql "QUERY"      [--warehouse PATH] [--json]
+    jf history prune --older-than DAYS [--tenant ID] [--dry-run] [--warehouse PATH] [--json]
 
 Runs the same Dagster assets as the sensor-driven runs, in-process and headless, once per
 tenant whose landing files changed since its last ingestion (or the named tenants).
@@ -150,7 +151,73 @@ def _parser() -> argparse.ArgumentParser:
             "--warehouse", help="DuckDB file (default: $JF_WAREHOUSE or data/warehouse.duckdb)"
         )
         command.add_argument("--json", action="store_true", help="print JSON for scripts")
+    _history_parser(commands)
     return parser
+
+
+def _days(text: str) -> int:
+    """--older-than: a whole number of days, 0 or more."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"days cannot be negative: {days}")
+    return days
+
+
+def _history_parser(commands) -> None:
+    history = commands.add_parser(
+        "history",
+        help="deal, account and contact history: prune old versions",
+        description="The warehouse keeps every version of every published row "
+        "(deal_history, account_history, contact_history) until pruned.",
+    )
+    actions = history.add_subparsers(dest="history_command", required=True)
+    prune = actions.add_parser(
+        "prune",
+        help="delete versions that ended more than N days ago",
+        description="Delete history versions that ended (valid_to) more than N days ago, for "
+        "one tenant or all. Current versions are never deleted; changes older than N days "
+        "then no longer show in deal_changes.",
+        epilog="Exit codes: 0 ok; 1 no warehouse or unknown tenant; 2 bad usage.",
+    )
+    prune.add_argument(
+        "--older-than", type=_days, required=True, metavar="DAYS", help="age in days (0: all ended)"
+    )
+    prune.add_argument("--tenant", metavar="ID", help="only this tenant (default: every tenant)")
+    prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    prune.add_argument(
+        "--warehouse", help="DuckDB file (default: $JF_WAREHOUSE or data/warehouse.duckdb)"
+    )
+    prune.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def history_prune(
+    days: int, tenant: str | None, dry_run: bool, warehouse_path: str | None, as_json: bool
+) -> int:
+    path = _warehouse_path(warehouse_path)
+    if tenant is not None:
+        if not is_valid_tenant_id(tenant):
+            print(f"not a valid tenant id: {terminal_safe(repr(tenant))}", file=sys.stderr)
+            return 2
+        known = wh.known_tenants(path)
+        if tenant not in known:
+            print(unknown_tenant(tenant, known, path), file=sys.stderr)
+            return 1
+    counts = wh.prune_history(path, days, tenant, dry_run=dry_run)
+    if as_json:
+        result = {"older_than_days": days, "tenant": tenant, "dry_run": dry_run, "versions": counts}
+        print(json.dumps(result, indent=1))
+        return 0
+    verb = "would delete" if dry_run else "deleted"
+    detail = ", ".join(f"{name} {n}" for name, n in counts.items())
+    scope = f"tenant {tenant}" if tenant else "every tenant"
+    print(
+        f"{verb} {sum(counts.values())} history version(s) that ended more than {days} day(s) "
+        f"ago, {scope} ({detail}); current versions are kept"
+    )
+    return 0
 
 
 def _format_table(rows: list[dict]) -> str:
@@ -345,6 +412,9 @@ def _emit(frame: pl.DataFrame, as_json: bool, limit: int = MAX_CELL_CHARS) -> No
 
 def status(warehouse_path: str | None, as_json: bool) -> int:
     frame = wh.tenant_status(_warehouse_path(warehouse_path))
+    frame = _with_changes(frame, wh.last_changes(_warehouse_path(warehouse_path)))
+    if as_json:
+        frame = frame.drop("deal_changes")
     if not as_json:
         refused = ["refused_deals", "refused_accounts", "refused_contacts"]
         frame = frame.with_columns(
@@ -361,10 +431,28 @@ def status(warehouse_path: str | None, as_json: bool) -> int:
                 )
             )
             .alias("refused_drop"),
-        ).drop("published_age_s", *refused)
+        ).drop("published_age_s", *refused, "deals_new", "deals_changed", "deals_gone")
         frame = frame.select(*[c for c in frame.columns if c != "reason"], "reason")
     _emit(frame, as_json, limit=STATUS_CELL_CHARS)
     return 0
+
+
+def _with_changes(frame: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+    """Status rows with the deals the last publish made new, changed and gone (as
+    `deal_changes`, "3 new, 5 changed, 1 gone", in the text output)."""
+    frame = frame.join(changes, on="tenant_id", how="left")
+    return frame.with_columns(
+        pl.when(pl.col("deals_new").is_not_null())
+        .then(
+            pl.format(
+                "{} new, {} changed, {} gone",
+                pl.col("deals_new"),
+                pl.col("deals_changed"),
+                pl.col("deals_gone"),
+            )
+        )
+        .alias("deal_changes")
+    )
 
 
 def _age(seconds: int) -> str:
@@ -524,6 +612,10 @@ def main(argv: list[str] | None = None) -> int:
             return rejects(args.tenant_id, args.warehouse, args.json)
         if args.command == "sql":
             return sql(args.query, args.warehouse, args.json)
+        if args.command == "history":
+            return history_prune(
+                args.older_than, args.tenant, args.dry_run, args.warehouse, args.json
+            )
     except wh.NoWarehouse as exc:
         print(exc, file=sys.stderr)
         return 1

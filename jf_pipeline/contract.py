@@ -383,7 +383,85 @@ PUBLISHED_TABLES: dict[str, Table] = {
     t.name: t for t in (IMPORTABLE_DEALS, ACCOUNTS_TABLE, IMPORTABLE_CONTACTS, REJECTED_ROWS)
 }
 """The contract's tables: one row set per tenant, replaced by each publish."""
-TABLES: dict[str, Table] = {**PUBLISHED_TABLES, INGESTIONS.name: INGESTIONS}
+
+# --- history: one row per version of a published row (issue #20) --------------------------
+HISTORY_UNTRACKED = ("tenant_id", "ingestion_id")
+"""Columns of a published table that are not the row's content: a version changes only when
+another column does (the publish that wrote a row is bookkeeping, not a change)."""
+HISTORY_FIELDS = (
+    Field(
+        "valid_from",
+        "TIMESTAMPTZ",
+        "When this version was published: the finished_at of the ingestion that started it.",
+    ),
+    Field(
+        "valid_to",
+        "TIMESTAMPTZ",
+        "When the version ended (the row changed, or was missing from a drop): the finished_at "
+        "of the ingestion that ended it; NULL while it is the published version.",
+    ),
+    Field(
+        "valid_from_ingestion_id",
+        "VARCHAR",
+        "ingestions.run_id of the publish that started this version.",
+    ),
+    Field(
+        "valid_to_ingestion_id",
+        "VARCHAR",
+        "ingestions.run_id of the publish that ended this version; NULL while it is current.",
+    ),
+    Field(
+        "row_hash",
+        "UBIGINT",
+        "DuckDB hash() of the version's tracked columns, to find changed rows fast (when most "
+        "rows' hashes differ, as another DuckDB's hash() would, the values are compared).",
+    ),
+)
+HISTORY_COLUMNS = tuple(f.name for f in HISTORY_FIELDS)
+
+
+def history_table(name: str, source: Table, what: str) -> Table:
+    """The type-2 history of a published table: its columns (but the bookkeeping ones in
+    HISTORY_UNTRACKED), one row per version, with when and by which ingestion each version
+    started and ended. Written in the transaction of the publish that replaces `source`."""
+    tracked = [f for f in source.fields if f.name not in HISTORY_UNTRACKED]
+    return Table(
+        name,
+        f"Every version of every {what} ever published, one row each: a version starts when "
+        f"a publish brings a new or changed {what} and ends (valid_to) when a later publish "
+        f"changes it or the drop no longer has it. An identical re-export adds nothing; "
+        f"a refused drop writes nothing. The current version has valid_to NULL.",
+        (TENANT, *tracked, *HISTORY_FIELDS),
+        key=(*source.key, "valid_from"),
+    )
+
+
+DEAL_HISTORY = history_table("deal_history", IMPORTABLE_DEALS, "deal")
+ACCOUNT_HISTORY = history_table("account_history", ACCOUNTS_TABLE, "account")
+CONTACT_HISTORY = history_table("contact_history", IMPORTABLE_CONTACTS, "contact")
+HISTORIES: dict[str, Table] = {
+    IMPORTABLE_DEALS.name: DEAL_HISTORY,
+    ACCOUNTS_TABLE.name: ACCOUNT_HISTORY,
+    IMPORTABLE_CONTACTS.name: CONTACT_HISTORY,
+}
+"""Published table -> its history table."""
+HISTORY_TABLES: dict[str, Table] = {t.name: t for t in HISTORIES.values()}
+HISTORY_SOURCES: dict[str, str] = {t.name: source for source, t in HISTORIES.items()}
+"""History table -> the published table it keeps the versions of."""
+CHANGE_VIEWS = {
+    "deal_history": "deal_changes",
+    "account_history": "account_changes",
+    "contact_history": "contact_changes",
+}
+"""History table -> the view of what each ingestion changed in it (new, changed, gone)."""
+
+
+def tracked_columns(history: Table) -> list[str]:
+    """The columns whose values make a version (all but tenant and bookkeeping)."""
+    return [n for n in history.names if n != "tenant_id" and n not in HISTORY_COLUMNS]
+
+
+TABLES: dict[str, Table] = {**PUBLISHED_TABLES, INGESTIONS.name: INGESTIONS, **HISTORY_TABLES}
 """Every table jf-pipeline writes."""
 WAREHOUSE_TABLES = PUBLISHED_TABLES  # the name the rest of the code has used
 

@@ -21,6 +21,7 @@ import pytest
 from jf_pipeline import warehouse as wh
 from jf_pipeline.resources import LandingObject, LocalLandingStore
 from jf_pipeline_tests.conftest import PROJECT, SAMPLE_TENANTS, query, run_tenant
+from jf_pipeline_tests.test_history import assert_consistent
 
 pytestmark = pytest.mark.integration
 
@@ -109,9 +110,12 @@ def test_a_process_killed_mid_publish_leaves_complete_rows(warehouse_path, tmp_p
         found = counts(path)
         assert found["globex"] == 5
         assert found["acme"] in (1_000, 2_000_000)
+        # The deals' history was in the same transaction: its open versions are those rows.
+        assert_consistent(path)
     # And the next publish works from there.
     publish(warehouse_path, "acme", 3)
     assert counts(warehouse_path) == {"acme": 3, "globex": 5}
+    assert_consistent(warehouse_path)
 
 
 ANALYST_SCRIPT = textwrap.dedent(

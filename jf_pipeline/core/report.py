@@ -135,3 +135,23 @@ def import_report(
     for file, severity, reason_code, n in by_reason.iter_rows():
         lines.append(f"  {file}: {n} x {reason_code} ({severity})")
     return rows.write_csv().encode("utf-8-sig"), ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def change_summary(changes: dict[str, int] | None) -> str:
+    """`3 new, 5 changed, 1 gone` (the deals a publish started, changed and ended)."""
+    changes = changes or {}
+    return ", ".join(f"{changes.get(k, 0)} {k}" for k in ("new", "changed", "gone"))
+
+
+def with_changes(summary: bytes, changes: dict[str, int] | None) -> bytes:
+    """The import summary with the deals' changes since the last import, under the line of
+    the deals imported (known only once the publish has compared them with the history;
+    a refused import, which has no such line, is returned as it is)."""
+    if changes is None:
+        return summary
+    lines = summary.decode("utf-8").split("\n")
+    at = next((i for i, line in enumerate(lines) if line.startswith("Deals imported:")), None)
+    if at is None:
+        return summary
+    lines.insert(at + 1, f"Deals since the last import: {change_summary(changes)}")
+    return "\n".join(lines).encode("utf-8")
