@@ -28,6 +28,7 @@ from dagster import (
     multi_asset,
 )
 
+from jf_pipeline import tenants as tenant_store
 from jf_pipeline.checks import (
     CONTACTS_CHECK_SPEC,
     PUBLISH_GUARD_SPEC,
@@ -56,6 +57,7 @@ from jf_pipeline.core.report import (
     reports_to_prune,
     with_changes,
 )
+from jf_pipeline.core.tenant_settings import TenantSettings
 from jf_pipeline.keys import clean_key, clean_name, raw_key, raw_name
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore, Warehouse
@@ -141,7 +143,9 @@ def _by_reason(problems: pl.DataFrame) -> dict[str, int]:
     return dict(sorted(problems.group_by("reason").len().iter_rows()))
 
 
-def _read_raw(landing: LandingStore, tenant: str, spec: FileSpec) -> RawFile:
+def _read_raw(
+    landing: LandingStore, tenant: str, spec: FileSpec, mapping: dict[str, str] | None = None
+) -> RawFile:
     """One landing file as read; an absent file is an empty table (deals: rejected).
     A refused file (a link, a pipe, too large, still changing) is rejected as a whole;
     look-alike names (`Deals.csv`) become `ignored_file` warnings."""
@@ -153,7 +157,7 @@ def _read_raw(landing: LandingStore, tenant: str, spec: FileSpec) -> RawFile:
         problems = concat_problems([file_problem(spec.file_name, reason, message), notices])
         return RawFile(ReadTable(frame=empty_table(spec), rejected=True, problems=problems), source)
     if obj is not None and obj.data is not None:
-        table = read_table(obj.data, spec, max_bytes=landing.max_file_bytes)
+        table = read_table(obj.data, spec, max_bytes=landing.max_file_bytes, mapping=mapping)
         return RawFile(replace(table, problems=concat_problems([table.problems, notices])), source)
     if spec is DEALS:
         problems = file_problem(
@@ -270,13 +274,22 @@ def read_and_clean(context: AssetExecutionContext, landing: LandingStore):
     tenant = context.partition_key
     selected = context.selected_asset_keys
     specs = [s for s in FILES.values() if {raw_key(s.dataset), clean_key(s.dataset)} & selected]
+    own = tenant_store.load(landing, tenant)  # the tenant's settings (jf tenant set)
 
     def work(spec: FileSpec) -> tuple[RawFile, CleanFile | None]:
-        raw = _read_raw(landing, tenant, spec)
+        raw = _read_raw(landing, tenant, spec, own.mapping_for(spec.dataset))
         _check_requested(context, spec, raw)
         if clean_key(spec.dataset) not in selected:
             return raw, None
-        return raw, CleanFile(clean_table(raw.table, spec), raw.source)
+        deals = spec is DEALS
+        cleaned = clean_table(
+            raw.table,
+            spec,
+            day_order=own.day_order,
+            stages=own.stages if deals else (),
+            default_owner=own.default_owner if deals else None,
+        )
+        return raw, CleanFile(cleaned, raw.source)
 
     with ThreadPoolExecutor(max_workers=max(len(specs), 1)) as pool:
         results = list(pool.map(work, specs))
@@ -286,13 +299,13 @@ def read_and_clean(context: AssetExecutionContext, landing: LandingStore):
             # Metadata only: nothing loads a raw frame, so none is stored. An absent file
             # says so there (`present: false`), not in a log line: one event row fewer in
             # most tenants' runs (users.csv is optional).
-            yield Output(None, output_name=raw_name(spec.dataset), metadata=_raw_metadata(raw))
+            metadata = {**_raw_metadata(raw), "settings_version": own.settings_version}
+            yield Output(None, output_name=raw_name(spec.dataset), metadata=metadata)
         if cleaned is not None:
-            yield Output(
-                cleaned,
-                output_name=clean_name(spec.dataset),
-                metadata=_clean_metadata(cleaned.table),
-            )
+            metadata = {**_clean_metadata(cleaned.table), "settings_version": own.settings_version}
+            if spec is DEALS and own.stages:
+                metadata["deals_filtered"] = cleaned.table.filtered
+            yield Output(cleaned, output_name=clean_name(spec.dataset), metadata=metadata)
             for result in clean_check_results(spec.dataset, cleaned.table.problems):
                 if AssetCheckKey(result.asset_key, result.check_name) in checks:
                     yield result
@@ -399,19 +412,20 @@ def publish_tenant(
     tenant = context.partition_key
     inputs = (clean_deals, clean_accounts, clean_contacts, clean_users)
     files = {d: CleanFile.of(v) for d, v in zip(FILES, inputs, strict=True)}
+    own = tenant_store.load(landing, tenant)  # the tenant's settings (jf tenant set)
     with warehouse.writer() as writer:
         plan = plan_publish(
             tenant,
             {d: f.table for d, f in files.items()},
             sources={d: f.source for d, f in files.items()},
             state=writer.published_state(tenant),
-            policy=_policy(context.run.tags, warehouse),
+            policy=_policy(context.run.tags, warehouse, own),
             run=_run_info(context),
         )
         changes = writer.replace_tenant(tenant, plan.tables, plan.ingestion)
     # The attempt is logged: the landing sensor must not re-request this drop (sensors.py).
     context.instance.add_run_tags(context.run.run_id, {OUTCOME_TAG: plan.outcome})
-    if landing.write_reports:
+    if landing.write_reports if own.import_report is None else own.import_report:
         report = (plan.report[0], with_changes(plan.report[1], changes.get("importable_deals")))
         _write_report(context, landing, tenant, report, plan.ingestion["finished_at"])
     yield from _materializations(context, plan, warehouse.path, changes)
@@ -419,11 +433,17 @@ def publish_tenant(
     yield guard_check_result(plan.guard, tenant)
 
 
-def _policy(tags, warehouse: Warehouse) -> PublishPolicy:
+def _policy(tags, warehouse: Warehouse, own: TenantSettings | None = None) -> PublishPolicy:
+    """The publish's policy: the deployment's, with the tenant's own settings over it."""
+    own = own or TenantSettings("-")
     return PublishPolicy(
-        max_drop_share=warehouse.guard_max_drop_share,
+        max_drop_share=warehouse.guard_max_drop_share
+        if own.guard_max_drop is None
+        else own.guard_max_drop,
         approved=tags.get(APPROVE_TAG, "").lower() == "true",
         approved_by=tags.get(APPROVED_BY_TAG) or f"run tag {APPROVE_TAG}=true",
+        default_owner=own.default_owner,
+        settings_version=own.settings_version or None,
     )
 
 
@@ -447,6 +467,7 @@ def _materializations(context, plan: PublishPlan, path: str, changes: dict | Non
             metadata={
                 "dagster/row_count": frame.height,
                 "outcome": plan.outcome,
+                "settings_version": plan.ingestion.get("settings_version") or 0,
                 "warehouse": path,
                 "preview": _markdown(frame),
                 **changes.get(name, {}),

@@ -359,6 +359,7 @@ INGESTIONS = Table(
         ),
         Field("deals_published", "BIGINT", "Rows published to importable_deals (NULL when not replaced)."),
         Field("deals_rejected", "BIGINT", "deals.csv rows with an error."),
+        Field("deals_filtered", "BIGINT", "deals.csv rows left out because the tenant does not import their stage (its settings); not errors."),
         Field("accounts_published", "BIGINT", "Rows published to accounts (NULL when not replaced)."),
         Field("contacts_published", "BIGINT", "Rows published to importable_contacts (NULL when not replaced)."),
         *(
@@ -376,6 +377,7 @@ INGESTIONS = Table(
         Field("approved", "BOOLEAN", "True when the publish guard would have refused and an engineer approved it."),
         Field("approved_by", "VARCHAR", "Who approved (the jf/approved-by run tag; jf ingest --approve sets the user)."),
         Field("approved_at", "TIMESTAMPTZ", "When the approved publish was made."),
+        Field("settings_version", "BIGINT", "The tenant's settings version the run applied (jf tenant set; NULL: never set)."),
     ),
 )  # fmt: skip
 

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import stat
 import threading
 import time
@@ -34,6 +35,7 @@ from jf_pipeline.core.landing import (
     look_alike,
 )
 from jf_pipeline.core.report import DATED_REPORT, REPORT_CSV, REPORT_SUMMARY
+from jf_pipeline.core.tenant_settings import OPERATOR_AREA
 
 DEFAULT_LANDING = settings.SETTINGS["JF_LANDING"].default
 DEFAULT_WAREHOUSE = settings.SETTINGS["JF_WAREHOUSE"].default
@@ -112,6 +114,42 @@ class LandingStore(ConfigurableResource):
 
     def describe(self) -> str:
         raise NotImplementedError
+
+    # --- the operator area (`_jointflows/`): tenant settings and the audit log ----------
+    # Paths inside it are ours (`tenants/<id>.json`, `audit/<stamp>.json`), checked by
+    # `_operator_path`; customers cannot write there (on S3 their policy allows only their
+    # own prefix).
+
+    def read_operator(self, path: str) -> bytes | None:
+        """One operator file's bytes; None when it does not exist."""
+        raise NotImplementedError
+
+    def write_operator(self, path: str, data: bytes, *, create_only: bool = False) -> None:
+        """Write one operator file whole (readers never see half of it). `create_only`: the
+        file must not exist yet (audit entries are never overwritten)."""
+        raise NotImplementedError
+
+    def list_operator(self, folder: str) -> dict[str, str]:
+        """name -> version (ETag or size:mtime) of the files in an operator folder."""
+        raise NotImplementedError
+
+    def create_tenant(self, tenant: str) -> bool:
+        """Create the tenant's folder (an S3 folder marker); False if it already existed."""
+        raise NotImplementedError
+
+    def tenant_exists(self, tenant: str) -> bool:
+        raise NotImplementedError
+
+
+OPERATOR_PATH = re.compile(
+    r"^(tenants/[a-z0-9][a-z0-9_-]{0,62}\.json|audit/[0-9A-Za-z_.-]{1,120}\.json)$"
+)
+
+
+def _operator_path(path: str) -> str:
+    if not OPERATOR_PATH.fullmatch(path):
+        raise ValueError(f"{path!r} is not an operator file")
+    return path
 
 
 # Reading a local file while it is rewritten in place must not publish a cut file.
@@ -200,6 +238,8 @@ class LocalLandingStore(LandingStore):
         files = []
         for tenant_entry in sorted(os.scandir(root), key=lambda e: e.name):
             tenant = tenant_entry.name
+            if tenant == OPERATOR_AREA:
+                continue  # settings and audit log: never a tenant
             if tenant_entry.is_symlink():
                 files.append(
                     LandingFile(
@@ -421,6 +461,63 @@ class LocalLandingStore(LandingStore):
     def describe(self) -> str:
         return str(Path(self.root).resolve())
 
+    def _operator_file(self, path: str) -> Path:
+        return Path(self.root) / OPERATOR_AREA / _operator_path(path)
+
+    def read_operator(self, path: str) -> bytes | None:
+        target = self._operator_file(path)
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            return _read_all(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+
+    def write_operator(self, path: str, data: bytes, *, create_only: bool = False) -> None:
+        target = self._operator_file(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if create_only:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(target, flags, 0o640)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        with open(temporary, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+
+    def list_operator(self, folder: str) -> dict[str, str]:
+        base = Path(self.root) / OPERATOR_AREA / folder
+        if folder not in ("tenants", "audit") or not base.is_dir():
+            return {}
+        found = {}
+        for entry in os.scandir(base):
+            if entry.name.endswith(".json") and entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                found[entry.name] = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+        return found
+
+    def create_tenant(self, tenant: str) -> bool:
+        _check_names(tenant, REPORT_CSV, REPORT_NAMES)
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(Path(self.root) / tenant, 0o755)
+        except FileExistsError:
+            return False
+        return True
+
+    def tenant_exists(self, tenant: str) -> bool:
+        _check_names(tenant, REPORT_CSV, REPORT_NAMES)
+        return (Path(self.root) / tenant).is_dir()
+
 
 class S3(ConfigurableResource):
     """An S3 client from boto3's own credential chain (AWS_* variables, profiles, roles).
@@ -558,6 +655,54 @@ class S3LandingStore(LandingStore):
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self._base}"
+
+    def operator_key(self, path: str) -> str:
+        return f"{self._base}{OPERATOR_AREA}/{_operator_path(path)}"
+
+    def read_operator(self, path: str) -> bytes | None:
+        client = self.s3.get_client()
+        try:
+            response = client.get_object(Bucket=self.bucket, Key=self.operator_key(path))
+        except client.exceptions.NoSuchKey:
+            return None
+        with contextlib.closing(response["Body"]) as body:
+            return body.read()
+
+    def write_operator(self, path: str, data: bytes, *, create_only: bool = False) -> None:
+        # create_only: audit entries have unique names (time and a random part); S3's
+        # put of one object is atomic, so readers never see half of it.
+        self.s3.get_client().put_object(Bucket=self.bucket, Key=self.operator_key(path), Body=data)
+
+    def list_operator(self, folder: str) -> dict[str, str]:
+        if folder not in ("tenants", "audit"):
+            return {}
+        prefix = f"{self._base}{OPERATOR_AREA}/{folder}/"
+        found = {}
+        for page in (
+            self.s3.get_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=prefix)
+        ):
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(prefix) :]
+                if name.endswith(".json") and "/" not in name:
+                    found[name] = obj["ETag"].strip('"')
+        return found
+
+    def create_tenant(self, tenant: str) -> bool:
+        _check_names(tenant, REPORT_CSV, REPORT_NAMES)
+        if self.tenant_exists(tenant):
+            return False
+        # A folder marker: S3 has no folders, but consoles and `aws s3 ls` show one.
+        self.s3.get_client().put_object(Bucket=self.bucket, Key=f"{self._base}{tenant}/", Body=b"")
+        return True
+
+    def tenant_exists(self, tenant: str) -> bool:
+        _check_names(tenant, REPORT_CSV, REPORT_NAMES)
+        listed = self.s3.get_client().list_objects_v2(
+            Bucket=self.bucket, Prefix=f"{self._base}{tenant}/", MaxKeys=1
+        )
+        return bool(listed.get("KeyCount") or listed.get("Contents"))
 
 
 def landing_store_from_uri(uri: str | None = None) -> LandingStore:

@@ -30,10 +30,12 @@ from dagster import (
 )
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
+from jf_pipeline import tenants as tenant_store
 from jf_pipeline import warehouse as wh
 from jf_pipeline.assets import OUTCOME_TAG
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
 from jf_pipeline.core.landing import TenantCursor, plan_tenant, survey
+from jf_pipeline.core.tenant_settings import PAUSED, REMOVED
 from jf_pipeline.keys import PUBLISHED_KEYS, clean_key, raw_key
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore, SensorPolicy, Warehouse
@@ -205,6 +207,16 @@ def landing_tick(
     found = survey(landing.list_files())
     skipped = {name: "invalid tenant id" for name in found.invalid_tenants}
     skipped.update(found.refused_tenants)
+    # The tenants' own settings (jf tenant set): their version is part of each fingerprint,
+    # and a paused or removed tenant's uploads are not ingested.
+    tenant_settings, broken = tenant_store.load_all(landing)
+    for tenant, why in broken.items():
+        skipped[tenant] = f"its settings cannot be read: {why}"
+        found.tenants.pop(tenant, None)
+    for tenant, settings_ in tenant_settings.items():
+        if settings_.status in (PAUSED, REMOVED) and tenant in found.tenants:
+            skipped[tenant] = f"tenant {settings_.status} (jf tenant show {tenant})"
+            found.tenants.pop(tenant)
     for name, why in skipped.items():
         context.log.warning(f"skipped landing folder {name!r}: {why}")
     settling: dict[str, float] = {}
@@ -217,10 +229,16 @@ def landing_tick(
     never_cleaned: dict[str, set[str]] | None = None
     cursor: dict[str, TenantCursor] = {}
     requests = []
+    for tenant in skipped:  # paused: the cursor keeps what was last requested
+        if tenant in previous:
+            cursor[tenant] = previous[tenant]
     for tenant, files in sorted(found.tenants.items()):
         if not files and tenant not in previous:
             continue  # a folder with nothing we own
-        state, changed = plan_tenant(previous.get(tenant, TenantCursor()), files, now, settle)
+        token = tenant_settings[tenant].token if tenant in tenant_settings else None
+        state, changed = plan_tenant(
+            previous.get(tenant, TenantCursor()), files, now, settle, token
+        )
         cursor[tenant] = state
         if changed is None:
             if state.pending is not None:
@@ -252,7 +270,7 @@ def landing_tick(
         )
     busy = {r.partition_key for r in requests}
     retried = rerequest_failed_drops(
-        context, cursor, now, busy, sensor_policy.rerequest_backoff_seconds
+        context, cursor, now, busy | set(skipped), sensor_policy.rerequest_backoff_seconds
     )
     requests += retried
     explanation = explain_tick(sorted(busy), settling, unchanged, skipped, settle, len(retried))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -21,6 +21,7 @@ from jf_pipeline.core.problems import (
     row_problems,
 )
 from jf_pipeline.core.reading import ReadTable
+from jf_pipeline.core.tenant_settings import matches_stage
 from jf_pipeline.core.values import (
     ParsedColumn,
     missing_to_null,
@@ -54,6 +55,8 @@ class CleanTable:
     """The landing file (key, version, size) these rows came from; None if it was absent."""
     header_line: int = 1
     """The header's spreadsheet line (`ReadTable.header_line`)."""
+    filtered: int = 0
+    """Rows left out because the tenant does not import their deal stage (not errors)."""
     owner_source: str | None = None
     """Set when the owner column holds user ids or names instead of e-mails: which column
     held what ("column 'OwnerId' holds user ids such as '0051x0000…'"). The rows then carry
@@ -104,7 +107,7 @@ PARALLEL_MIN_ROWS = 50_000
 
 
 def _parse_columns(
-    frame: pl.DataFrame, spec: FileSpec, skip: set[str] = frozenset()
+    frame: pl.DataFrame, spec: FileSpec, skip: set[str] = frozenset(), day_order: str = "auto"
 ) -> list[ParsedColumn]:
     """Each column through its parser. The parsers are independent and polars releases the
     GIL, so they run on all cores at once; most of their string work is single-threaded.
@@ -118,6 +121,8 @@ def _parse_columns(
             return ParsedColumn(nulls.cast(POLARS_TYPES[DUCKDB_TYPES[column.kind]]), nulls)
         if parser is None:
             return ParsedColumn(values, pl.repeat(None, len(values), dtype=pl.String, eager=True))
+        if column.kind is Kind.DATE:
+            return parser(values, day_order)
         return parser(values)
 
     typed = [c for c in spec.columns if c.kind in PARSERS]
@@ -133,10 +138,68 @@ def _parse_cost(column) -> int:
     return [Kind.MONEY, Kind.URL, Kind.EMAIL, Kind.DATE].index(column.kind)
 
 
-def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
-    """Type every column, drop rows with errors, keep the last row of each duplicated id."""
+STAGE = "deal_stage"
+
+
+def _filter_stages(
+    read: ReadTable, spec: FileSpec, stages: tuple[str, ...]
+) -> tuple[ReadTable, int, pl.DataFrame | None]:
+    """Deals in the tenant's stages only: (the rows kept, how many were left out, a note or
+    a whole-file error). A stage filter on a file without a stage column rejects it."""
+    file = spec.file_name
+    if STAGE not in read.header_mapping.values():
+        message = (
+            f"{file} has no deal stage column, but this tenant imports only deals in the "
+            f"stages {', '.join(repr(s) for s in stages)}; export the stage with the deals "
+            "(e.g. StageName, Deal Stage) or clear the stage filter (jf tenant set ... "
+            "--stages '')"
+        )
+        problem = file_problem(file, "stage_column_missing", message, column=STAGE)
+        rejected = replace(read, problems=concat_problems([read.problems, problem]), rejected=True)
+        return rejected, 0, None
+    keep = matches_stage(stages)
+    left_out = read.frame.filter(~keep)
+    if not left_out.height:
+        return read, 0, None
+    by_stage = (
+        left_out.group_by(pl.col(STAGE).fill_null("(blank)"))
+        .len()
+        .sort(["len", STAGE], descending=[True, False])
+    )
+    shown = ", ".join(f"{stage!r}: {n}" for stage, n in by_stage.head(5).iter_rows())
+    more = f" and {by_stage.height - 5} more stage(s)" if by_stage.height > 5 else ""
+    note = file_problem(
+        file,
+        "deals_filtered",
+        f"{file}: {left_out.height} deal(s) in stages this tenant does not import were left "
+        f"out ({shown}{more}); imported stages: {', '.join(repr(s) for s in stages)}",
+        column=STAGE,
+        value=str(left_out.height),
+    )
+    return replace(read, frame=read.frame.filter(keep)), left_out.height, note
+
+
+def clean_table(
+    read: ReadTable,
+    spec: FileSpec,
+    *,
+    day_order: str = "auto",
+    stages: tuple[str, ...] = (),
+    default_owner: str | None = None,
+) -> CleanTable:
+    """Type every column, drop rows with errors, keep the last row of each duplicated id.
+
+    The tenant's settings arrive as parameters: `day_order` (auto, dmy, mdy) for its dates,
+    `stages` (deals only) the deal stages to import; the others are left out, counted
+    (`CleanTable.filtered`) and noted, not reported as errors. `default_owner` (deals
+    only): a deal without an owner gets it, with an `owner_defaulted` warning."""
     file = spec.file_name
     empty = pl.DataFrame(schema=clean_schema(spec))
+    filtered, stage_note = 0, None
+    if stages and STAGE in spec.names and not (read.rejected and read.frame.height == 0):
+        read, filtered, stage_note = _filter_stages(read, spec, tuple(stages))
+        if stage_note is not None:
+            read = replace(read, problems=concat_problems([read.problems, stage_note]))
     if read.rejected and read.frame.height == 0:
         return CleanTable(empty, read.problems, rejected=True, header_line=read.header_line)
     # A file rejected for its header still has its found columns checked (one round trip):
@@ -166,8 +229,30 @@ def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
                 by_reference.name,
             )
             owner_source = _describe_references(header, frame[by_reference.name])
+    if default_owner and by_reference is not None and by_reference in found:
+        name = by_reference.name
+        blank = frame[name].is_null()
+        if blank.any():
+            problems.append(
+                row_problems(
+                    frame.filter(blank),
+                    file=file,
+                    reason="owner_defaulted",
+                    column=name,
+                    value=pl.lit(None, pl.String),
+                    record_id=spec.key,
+                    message=pl.format(
+                        "deal {}: no owner; the tenant's default owner {} was used",
+                        pl.col(spec.key),
+                        pl.lit(default_owner),
+                    ),
+                )
+            )
+            frame = frame.with_columns(
+                pl.when(blank).then(pl.lit(default_owner)).otherwise(pl.col(name)).alias(name)
+            )
     parsed_columns = _parse_columns(
-        frame, spec, skip={by_reference.name} if owner_source else set()
+        frame, spec, skip={by_reference.name} if owner_source else set(), day_order=day_order
     )
     for column, parsed in zip(spec.columns, parsed_columns, strict=True):
         if column not in found:
@@ -283,4 +368,5 @@ def clean_table(read: ReadTable, spec: FileSpec) -> CleanTable:
         rejected=read.rejected,
         owner_source=owner_source,
         header_line=read.header_line,
+        filtered=filtered,
     )

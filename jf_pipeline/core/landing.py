@@ -17,6 +17,7 @@ import polars as pl
 
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
 from jf_pipeline.core.problems import concat_problems, file_problem
+from jf_pipeline.core.tenant_settings import OPERATOR_AREA, fingerprint, split_fingerprint
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ def survey(files: list[LandingFile]) -> Survey:
     invalid: set[str] = set()
     look_alikes: dict[tuple[str, str], list[LandingFile]] = {}
     for f in files:
+        if f.tenant == OPERATOR_AREA:
+            continue  # settings and the audit log, not a tenant
         if not is_valid_tenant_id(f.tenant):
             invalid.add(f.tenant)
             continue
@@ -130,7 +133,7 @@ def file_versions(files: dict[str, LandingFile]) -> str:
 
 def requested_token(fingerprint: str, name: str) -> str | None:
     """The token of contract file `name` in a fingerprint (`jf/files` tag), None if unparsable."""
-    parts = fingerprint.split(".")
+    parts = split_fingerprint(fingerprint)[0].split(".")
     names = sorted(FILE_NAMES)
     if len(parts) != len(names) or name not in names:
         return None
@@ -159,10 +162,14 @@ def ignored_file_problems(file_name: str, ignored: Iterable[str]) -> pl.DataFram
 
 
 def changed_files(before: str | None, after: str) -> list[str]:
-    """Contract file names whose fingerprint differs (all of them for a first drop)."""
+    """Contract file names whose fingerprint differs (all of them for a first drop, and
+    for a change of the tenant's settings: a mapping or day order changes every file)."""
     names = sorted(FILE_NAMES)
-    if before is None or len(before.split(".")) != len(names):
-        return names  # a first drop, or a fingerprint from before a contract file was added
+    if before is None or split_fingerprint(before)[1] != split_fingerprint(after)[1]:
+        return names
+    before, after = split_fingerprint(before)[0], split_fingerprint(after)[0]
+    if len(before.split(".")) != len(names):
+        return names  # a fingerprint from before a contract file was added
     return [n for n, a, b in zip(names, before.split("."), after.split("."), strict=True) if a != b]
 
 
@@ -199,15 +206,20 @@ class TenantCursor:
 
 
 def plan_tenant(
-    state: TenantCursor, files: dict[str, LandingFile], now: float, settle_seconds: float
+    state: TenantCursor,
+    files: dict[str, LandingFile],
+    now: float,
+    settle_seconds: float,
+    settings_token: str | None = None,
 ) -> tuple[TenantCursor, list[str] | None]:
     """Decide whether a tenant's drop is ready: (new state, changed file names or None).
 
     A changed drop is requested once it has stayed the same for `settle_seconds` (seen
     unchanged across ticks, or already that old by its files' modification times), so
-    three files uploaded one after another make one run, not three.
+    three files uploaded one after another make one run, not three. `settings_token` (the
+    tenant's settings version) is part of the fingerprint: a settings change is a change.
     """
-    current = file_versions(files)
+    current = fingerprint(file_versions(files), settings_token)
     if current == state.requested:
         return TenantCursor(requested=current, requests=state.requests), None
     since = state.pending_since if state.pending == current else now

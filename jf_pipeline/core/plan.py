@@ -42,6 +42,8 @@ class PublishPolicy:
     approved_by: str | None = None
     default_owner: str | None = None
     """The tenant's default owner e-mail for owners users.csv cannot resolve (None: errors)."""
+    settings_version: int | None = None
+    """The tenant's settings version applied by this run (None: never set)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ def plan_publish(
         **{f"{d}_size": f.size if f else None for d, f in sources.items()},
         **counts,
         **{f"{d}_in_drop": n for d, n in new_counts.items()},
+        "settings_version": policy.settings_version,
         "reason": guard.reason,
         "approved": guard.approved,
         "approved_by": (policy.approved_by or "approved") if guard.approved else None,

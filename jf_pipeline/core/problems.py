@@ -38,6 +38,11 @@ REASONS: dict[str, tuple[str, str]] = {
         "the owner column holds user ids or names and there is no users.csv to resolve them",
     ),
     "unknown_owner": (ERROR, "the deal's owner (a user id or name) is not in users.csv"),
+    "stage_column_missing": (
+        ERROR,
+        "the tenant imports only some deal stages, but deals.csv has no stage column",
+    ),
+    "deals_filtered": (WARNING, "deals in stages the tenant does not import were left out"),
     "owner_defaulted": (WARNING, "the owner could not be resolved: the default owner was used"),
     "invalid_optional_value": (WARNING, "an optional value was invalid and left blank"),
     "missing_optional_value": (WARNING, "a recommended value is blank"),

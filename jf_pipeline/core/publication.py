@@ -32,6 +32,8 @@ class Publication:
     accounts: pl.DataFrame | None
     importable_contacts: pl.DataFrame | None
     rejected_rows: pl.DataFrame
+    deals_filtered: int = 0
+    """Deals left out because the tenant does not import their stage."""
 
     def tables(self) -> dict[str, pl.DataFrame | None]:
         return {
@@ -58,6 +60,7 @@ class Publication:
             if self.importable_deals is None
             else self.importable_deals.height,
             "deals_rejected": deal_errors,
+            "deals_filtered": self.deals_filtered,
             "accounts_published": None if self.accounts is None else self.accounts.height,
             "contacts_published": None
             if self.importable_contacts is None
@@ -130,4 +133,4 @@ def publication(
         ),
         header_lines,
     )
-    return Publication(deal_rows, account_rows, contact_rows, rejected)
+    return Publication(deal_rows, account_rows, contact_rows, rejected, deals.filtered)

@@ -234,9 +234,13 @@ def normalise_header(name: str) -> str:
     return name.replace("\ufeff", "").strip().lower()
 
 
-def map_header(headers: list[str], spec: FileSpec) -> tuple[dict[int, str], list[str], list[str]]:
+def map_header(
+    headers: list[str], spec: FileSpec, mapping: dict[str, str] | None = None
+) -> tuple[dict[int, str], list[str], list[str]]:
     """Map source column positions to contract names.
 
+    `mapping` is the tenant's own (header -> contract name, set by `jf tenant set --map`):
+    it wins over everything below, the header matched ignoring case and edge spaces.
     Returns (position -> contract name, ignored headers, conflicts). An exact contract
     name beats an alias, an alias beats a fallback alias (an owner's id or name), and
     fallback aliases rank in their listed order; two headers of the same rank for one
@@ -251,10 +255,13 @@ def map_header(headers: list[str], spec: FileSpec) -> tuple[dict[int, str], list
         for rank, label in enumerate(c.fallback_aliases, start=2):
             by_alias.setdefault(_compact(label), (c.name, rank))
 
+    by_tenant = {normalise_header(h): c for h, c in (mapping or {}).items()}
     candidates: dict[str, list[tuple[int, int]]] = {}  # contract name -> [(rank, position)]
     for position, header in enumerate(headers):
         norm = normalise_header(header)
-        if norm in by_exact:
+        if norm in by_tenant:
+            candidates.setdefault(by_tenant[norm], []).append((-1, position))
+        elif norm in by_exact:
             candidates.setdefault(by_exact[norm], []).append((0, position))
         elif _compact(norm) in by_alias and _compact(norm):
             name, rank = by_alias[_compact(norm)]
@@ -492,19 +499,29 @@ def _list_headers(headers: list[str], most: int = 20) -> str:
     return shown + (f" and {len(headers) - most:,} more" if len(headers) > most else "")
 
 
-def _required_matched(cells: list[str], spec: FileSpec) -> int:
-    mapping, _, _ = map_header(cells, spec)
+def _required_matched(
+    cells: list[str], spec: FileSpec, mapping: dict[str, str] | None = None
+) -> int:
+    mapping, _, _ = map_header(cells, spec, mapping)
     return sum(1 for name in mapping.values() if name in spec.required)
 
 
 def read_table(
-    data: bytes, spec: FileSpec, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+    data: bytes,
+    spec: FileSpec,
+    *,
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    mapping: dict[str, str] | None = None,
 ) -> ReadTable:
-    """Read one landing file. Never raises for bad content: problems say what went wrong."""
+    """Read one landing file. Never raises for bad content: problems say what went wrong.
+    `mapping`: the tenant's own header -> contract column mapping (see `map_header`)."""
     file = spec.file_name
+    tenant_mapping = mapping
     try:
         parsed = parse_csv(
-            data, header_score=lambda cells: _required_matched(cells, spec), max_bytes=max_bytes
+            data,
+            header_score=lambda cells: _required_matched(cells, spec, tenant_mapping),
+            max_bytes=max_bytes,
         )
     except UnreadableFile as exc:
         return _rejected(spec, file_problem(file, "file_unreadable", f"{file}: {exc}"))
@@ -515,7 +532,7 @@ def read_table(
 
     headers, encoding, delimiter = parsed.headers, parsed.encoding, parsed.delimiter
     header_width = len(headers)
-    mapping, ignored, conflicts = map_header(headers, spec)
+    mapping, ignored, conflicts = map_header(headers, spec, tenant_mapping)
     header_mapping = {headers[p].strip(): name for p, name in mapping.items()}
 
     missing = [name for name in spec.required if name not in mapping.values()]

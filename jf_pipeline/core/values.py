@@ -156,8 +156,12 @@ def _dateutil(raw: str, dayfirst: bool) -> date | None:
     return a.date() if a.date() == b.date() else None
 
 
-def parse_dates(series: pl.Series) -> ParsedColumn:
-    """Dates in the forms CRMs export; day/month order decided once for the whole column."""
+def parse_dates(series: pl.Series, day_order: str = "auto") -> ParsedColumn:
+    """Dates in the forms CRMs export; day/month order decided once for the whole column
+    (`auto`), or set by the tenant: `dmy` day-first, `mdy` month-first (values that
+    contradict it are `inconsistent_date_format` errors)."""
+    if day_order not in ("auto", "dmy", "mdy"):
+        raise ValueError(f"day order {day_order!r}: expected auto, dmy or mdy")
 
     def parse(d: pl.DataFrame):
         notes: list[tuple[str, str]] = []
@@ -178,7 +182,9 @@ def parse_dates(series: pl.Series) -> ParsedColumn:
         numeric = d.filter(pl.col("a").is_not_null())
         day_votes = int(numeric.filter((pl.col("a") > 12) & (pl.col("b") <= 12))["n"].sum())
         month_votes = int(numeric.filter((pl.col("b") > 12) & (pl.col("a") <= 12))["n"].sum())
-        if day_votes and month_votes:
+        if day_order != "auto":
+            dayfirst = day_order == "dmy"
+        elif day_votes and month_votes:
             dayfirst = day_votes > month_votes
             notes.append(
                 (
