@@ -152,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--json", action="store_true", help="print JSON for scripts")
     _history_parser(commands)
+    _onboarding_commands(commands)
     return parser
 
 
@@ -220,6 +221,201 @@ def history_prune(
     return 0
 
 
+LANDING_HELP = "landing root: a folder or s3://bucket/prefix (default: $JF_LANDING or data/landing)"
+
+
+def _onboarding_commands(commands) -> None:
+    """`jf tenant ...` and `jf check` (jf_pipeline/onboarding.py)."""
+    tenant = commands.add_parser(
+        "tenant",
+        help="onboard customers: add, set, show, list, rotate-keys, pause, resume, remove",
+        description="Onboard and manage customers (tenants): their folder, their own S3 "
+        "credentials and their settings, stored in the landing zone's _jointflows/ area. "
+        "Every change is idempotent and recorded in the audit log.",
+        epilog="Exit codes: 0 done (or nothing to change); 1 refused (the message says why; "
+        "nothing changed); 2 bad usage.",
+    )
+    actions = tenant.add_subparsers(dest="action", required=True)
+    helps = {
+        "add": "add a tenant: its folder and, on S3, its own IAM user and key (welcome pack)",
+        "set": "change a tenant's settings (the sensor then re-ingests its files)",
+        "show": "a tenant's settings and audit log",
+        "list": "every tenant with its status and settings version",
+        "rotate-keys": "a new access key for the tenant; the old one is deactivated",
+        "pause": "stop ingesting the tenant's uploads and deactivate its keys",
+        "resume": "ingest the tenant again and reactivate its key",
+        "remove": "revoke the tenant's access; --purge also deletes its published rows",
+    }
+    for action, text in helps.items():
+        command = actions.add_parser(action, help=text, description=text + ".")
+        if action != "list":
+            command.add_argument("tenant_id", help="the tenant (its landing folder name)")
+        command.add_argument("--landing", help=LANDING_HELP)
+        command.add_argument("--json", action="store_true", help="print JSON for scripts")
+        if action == "set":
+            command.add_argument(
+                "--map",
+                action="append",
+                default=[],
+                metavar="FILE:HEADER=COLUMN",
+                help="read the customer's column HEADER of FILE as the contract's COLUMN, "
+                "over the built-in aliases (e.g. deals:Id=deal_unique_id); repeatable",
+            )
+            command.add_argument(
+                "--unmap", action="append", default=[], metavar="FILE:HEADER", help="drop a mapping"
+            )
+            command.add_argument("--day-order", choices=["auto", "dmy", "mdy"])
+            command.add_argument(
+                "--stages",
+                metavar="A,B,...",
+                help="import only deals in these stages (comma-separated; '' imports all)",
+            )
+            command.add_argument(
+                "--default-owner", metavar="EMAIL", help="owner for deals without one ('' clears)"
+            )
+            command.add_argument(
+                "--guard-max-drop",
+                metavar="SHARE",
+                help="the publish guard's allowed fall for this tenant, 0-1 ('default' clears)",
+            )
+            command.add_argument("--import-report", choices=["on", "off", "default"])
+        if action == "remove":
+            command.add_argument(
+                "--purge",
+                action="store_true",
+                help="also delete the tenant's rows from every warehouse table and its partition",
+            )
+            command.add_argument("--yes", action="store_true", help="purge without asking")
+            command.add_argument(
+                "--warehouse", help="DuckDB file (default: $JF_WAREHOUSE or data/warehouse.duckdb)"
+            )
+    check = commands.add_parser(
+        "check",
+        help="validate a drop with a tenant's settings; print what a run would publish",
+        description="Validate a drop (a folder, files, or a tenant's current files) with the "
+        "tenant's settings and print what a run would publish and report. Publishes nothing.",
+        epilog="Exit codes: 0 the drop would be published whole; 1 it would be refused or a "
+        "file rejected (or the target is unknown); 2 bad usage.",
+    )
+    check.add_argument("target", nargs="+", help="a folder, the drop's files, or a tenant id")
+    check.add_argument("--tenant", metavar="ID", help="apply this tenant's settings to the files")
+    check.add_argument("--landing", help=LANDING_HELP)
+    check.add_argument(
+        "--warehouse", help="DuckDB file (default: $JF_WAREHOUSE or data/warehouse.duckdb)"
+    )
+    check.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _change(args) -> object:
+    from jf_pipeline.core.tenant_settings import Change
+    from jf_pipeline.onboarding import OnboardingError, parse_map, parse_unmap
+
+    share = None
+    if args.guard_max_drop is not None:
+        if args.guard_max_drop == "default":
+            share = float("nan")
+        else:
+            try:
+                share = float(args.guard_max_drop)
+            except ValueError:
+                raise OnboardingError(
+                    f"--guard-max-drop {args.guard_max_drop!r}: a share such as 0.5, or default"
+                ) from None
+            if share != share:  # NaN typed by hand
+                raise OnboardingError("--guard-max-drop: a share such as 0.5, or default")
+    stages = None
+    if args.stages is not None:
+        stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    return Change(
+        map_columns=tuple(parse_map(m) for m in args.map),
+        unmap_columns=tuple(parse_unmap(m) for m in args.unmap),
+        day_order=args.day_order,
+        stages=stages,
+        default_owner=args.default_owner,
+        guard_max_drop=share,
+        import_report=None
+        if args.import_report in (None, "default")
+        else args.import_report == "on",
+    )
+
+
+def onboarding(args) -> int:
+    """Run `jf tenant ...` or `jf check`; print the result (escaped) or the refusal."""
+    from jf_pipeline import onboarding as ob
+    from jf_pipeline.resources import landing_store_from_uri
+
+    try:
+        landing = landing_store_from_uri(args.landing)
+        by = _user()
+        if args.command == "check":
+            result = ob.check(landing, args.target, args.tenant, _warehouse_path(args.warehouse))
+        elif args.action == "add":
+            result = ob.add(landing, args.tenant_id, by)
+        elif args.action == "set":
+            change = _change(args)
+            if change == type(change)() and args.import_report != "default":
+                print(
+                    "nothing to set: give at least one option (see jf tenant set -h)",
+                    file=sys.stderr,
+                )
+                return 2
+            result = ob.set_settings(landing, args.tenant_id, change, by)
+        elif args.action == "show":
+            result = ob.show(landing, args.tenant_id)
+        elif args.action == "list":
+            result = ob.list_tenants(landing)
+        elif args.action == "rotate-keys":
+            result = ob.rotate_keys(landing, args.tenant_id, by)
+        elif args.action in ("pause", "resume"):
+            result = ob.set_paused(landing, args.tenant_id, args.action == "pause", by)
+        else:  # remove
+            if args.purge and not args.yes and not _confirmed(args.tenant_id):
+                print("not confirmed: nothing changed", file=sys.stderr)
+                return 1
+            result = ob.remove(
+                landing,
+                args.tenant_id,
+                by,
+                args.purge,
+                _warehouse_path(args.warehouse),
+                _dagster_instance() if args.purge else None,
+            )
+    except ob.OnboardingError as exc:
+        print(terminal_safe(exc), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.data, default=str, indent=1))
+    else:
+        for line in result.lines:
+            print(terminal_safe(line))
+    return result.code
+
+
+def _confirmed(tenant: str) -> bool:
+    """The operator types the tenant id to confirm a purge (no terminal: not confirmed)."""
+    print(
+        f"This deletes every published row of {tenant} (all tables) and its partition.",
+        file=sys.stderr,
+    )
+    try:
+        answer = input(f"Type {tenant} to confirm: ")
+    except EOFError:
+        return False
+    return answer.strip() == tenant
+
+
+def _dagster_instance():
+    """The deployment's Dagster instance (DAGSTER_HOME), for deleting a partition; None
+    without one (then only the warehouse is purged)."""
+    from dagster import DagsterInstance
+    from dagster._core.errors import DagsterHomeNotSetError
+
+    try:
+        return DagsterInstance.get()
+    except (DagsterHomeNotSetError, OSError):
+        return None
+
+
 def _format_table(rows: list[dict]) -> str:
     header = [title for title, _ in SUMMARY_COLUMNS]
     body = [
@@ -265,9 +461,14 @@ def ingest(
         )
     for name, why in found.refused_tenants.items():
         print(f"skipped landing folder {terminal_safe(repr(name))}: {why}", file=sys.stderr)
-
     failed = False
-    if named:
+    versions, held = _tenant_settings(landing, found)
+    for tenant, why in sorted(held.items()):
+        if tenant in named or not named:
+            print(f"{tenant}: not ingested: {terminal_safe(why)}", file=sys.stderr)
+        failed = failed or tenant in named
+    by_name, named = bool(named), [t for t in named if t not in held]
+    if by_name:
         selected = []
         for tenant in named:
             if not is_valid_tenant_id(tenant) or tenant not in found.tenants:
@@ -287,7 +488,11 @@ def ingest(
         selected = []
         for tenant, files in sorted(found.tenants.items()):
             last = latest.get(tenant) or {}
-            unchanged = files and last.get("landing_version") == file_versions(files)
+            unchanged = (
+                files
+                and last.get("landing_version") == file_versions(files)
+                and int(last.get("settings_version") or 0) == versions.get(tenant, 0)
+            )
             if unchanged and last.get("outcome") == "refused" and not everything:
                 # The same drop would be refused again: say so, and fail, until approved.
                 print(
@@ -374,6 +579,26 @@ def ingest(
     else:
         print(_format_table(rows))
     return 1 if failed else 0
+
+
+def _tenant_settings(landing, found) -> tuple[dict[str, int], dict[str, str]]:
+    """tenant -> settings version, and the tenants held back (paused, removed, unreadable
+    settings) -> why; held-back tenants are taken out of `found`."""
+    from jf_pipeline import tenants
+    from jf_pipeline.core.tenant_settings import ACTIVE
+
+    stored, broken = tenants.load_all(landing)
+    held = {t: f"its settings cannot be read: {why}" for t, why in broken.items()}
+    held.update(
+        {
+            t: f"tenant {own.status} (jf tenant show {t})"
+            for t, own in stored.items()
+            if own.status != ACTIVE
+        }
+    )
+    for tenant in held:
+        found.tenants.pop(tenant, None)
+    return {t: own.settings_version for t, own in stored.items()}, held
 
 
 def _user() -> str:
@@ -619,6 +844,8 @@ def main(argv: list[str] | None = None) -> int:
     except wh.NoWarehouse as exc:
         print(exc, file=sys.stderr)
         return 1
+    if args.command in ("tenant", "check"):
+        return onboarding(args)
     if args.command == "ingest":
         if args.approve and not args.tenant:
             print(

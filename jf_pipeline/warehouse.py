@@ -873,3 +873,43 @@ def seed_histories(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def purge_tenant(path: str, tenant: str) -> dict[str, int]:
+    """Delete `tenant`'s rows from every table jf-pipeline writes (`contract.TABLES`, so a
+    table added there is purged too), in one transaction; table -> rows deleted."""
+    deleted: dict[str, int] = {}
+    with writer(path) as w:
+        w.con.execute("BEGIN TRANSACTION")
+        try:
+            for table in TABLES:
+                (count,) = w.con.execute(
+                    f"SELECT count(*) FROM {ident(table)} WHERE tenant_id = ?",  # noqa: S608
+                    [tenant],
+                ).fetchone()
+                w.con.execute(f"DELETE FROM {ident(table)} WHERE tenant_id = ?", [tenant])  # noqa: S608
+                deleted[table] = count
+            w.con.execute("COMMIT")
+        except BaseException:
+            w.con.execute("ROLLBACK")
+            raise
+    return deleted
+
+
+def published_state_read_only(path: str, tenant: str) -> PublishedState:
+    """What a publish of `tenant` would be compared with, read without the writer's lock
+    (`jf check`): the build file read-only; nothing published yet when there is none."""
+    try:
+        con = _open_for_reading(path, prefer_build=True)
+    except NoWarehouse:
+        con = None
+    if con is None:
+        return PublishedState(baseline={}, account_ids=lambda: pl.Series([], dtype=pl.String))
+    try:
+        state = Writer(con).published_state(tenant)
+        ids = state.account_ids()
+        return PublishedState(baseline=state.baseline, account_ids=lambda: ids)
+    except duckdb.CatalogException:  # a warehouse without our tables yet
+        return PublishedState(baseline={}, account_ids=lambda: pl.Series([], dtype=pl.String))
+    finally:
+        con.close()
