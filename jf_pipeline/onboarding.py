@@ -87,6 +87,13 @@ def tenant_policy(bucket: str, prefix: str) -> dict:
 
 
 POLICY_NAME = "jointflows-landing"
+PAUSED_POLICY_NAME = "jointflows-paused"
+PAUSED_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "Paused", "Effect": "Deny", "Action": "s3:*", "Resource": "*"}],
+}
+"""Attached while a tenant is paused, on top of its keys being inactive: an explicit deny
+wins over every allow, so a paused tenant is refused even by a key reactivated by mistake."""
 
 
 def iam_client(landing: S3LandingStore):
@@ -309,6 +316,17 @@ def set_paused(landing: LandingStore, tenant: str, paused: bool, by: str) -> Res
     keys_changed = []
     if not _no_credentials(landing, own):
         iam, keys = _keys(landing, own)
+        if paused:
+            iam.put_user_policy(
+                UserName=own.iam_user,
+                PolicyName=PAUSED_POLICY_NAME,
+                PolicyDocument=json.dumps(PAUSED_POLICY),
+            )
+        else:
+            try:
+                iam.delete_user_policy(UserName=own.iam_user, PolicyName=PAUSED_POLICY_NAME)
+            except iam.exceptions.NoSuchEntityException:
+                pass
         wanted = "Inactive" if paused else "Active"
         current = own.access_keys[-1:] if not paused else [k["AccessKeyId"] for k in keys]
         for key in keys:
@@ -354,7 +372,8 @@ def remove(
             for key in iam.list_access_keys(UserName=own.iam_user)["AccessKeyMetadata"]:
                 iam.delete_access_key(UserName=own.iam_user, AccessKeyId=key["AccessKeyId"])
                 revoked.append(key["AccessKeyId"])
-            iam.delete_user_policy(UserName=own.iam_user, PolicyName=POLICY_NAME)
+            for name in iam.list_user_policies(UserName=own.iam_user)["PolicyNames"]:
+                iam.delete_user_policy(UserName=own.iam_user, PolicyName=name)
             iam.delete_user(UserName=own.iam_user)
         except iam.exceptions.NoSuchEntityException:
             pass  # removed before

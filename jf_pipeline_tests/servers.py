@@ -206,3 +206,32 @@ def query_warehouse(warehouse: str, sql: str) -> list[tuple] | None:
         return None
     finally:
         con.close()
+
+
+@contextlib.contextmanager
+def moto_server(env_extra: dict[str, str], log: Path) -> Iterator[str]:
+    """A moto server (all services: S3, IAM, SQS) as a process of its own on a free port,
+    with `env_extra` in its environment, e.g. INITIAL_NO_AUTH_ACTION_COUNT to make it
+    enforce IAM policies (read when moto starts, so it needs a process of its own: the
+    session's in-process server does not enforce them). Yields its URL."""
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    moto = Path(sys.executable).parent / "moto_server"
+    env = {**os.environ, **env_extra}
+    with service([str(moto), "-H", "127.0.0.1", "-p", str(port)], env, log) as process:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"moto_server did not start: {log.read_text()[-2000:]}"
+                    ) from None
+                time.sleep(0.1)
+        yield url
