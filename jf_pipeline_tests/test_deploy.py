@@ -14,6 +14,7 @@ deployment files checked against what exists in the repo (no dangling names).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shutil
@@ -36,6 +37,7 @@ from kubernetes import client as k8s
 
 from jf_pipeline import settings
 from jf_pipeline.assets import WAREHOUSE_POOL
+from jf_pipeline.cli import main
 from jf_pipeline.sensors import TENANT_TAG
 from jf_pipeline_tests import compose
 from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, free_port
@@ -90,10 +92,15 @@ def _tail(logs: list[Path]) -> str:
 
 @pytest.mark.integration
 @pytest.mark.daemon
-def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, postgres_server):
+def test_production_instance_on_postgres_publishes_s3_uploads(
+    tmp_path, s3_env, postgres_server, capsys
+):
     """deploy/dagster.yaml as shipped, on a real PostgreSQL: the sensor's real ticks in the
     real daemon see uploads to S3, queued runs publish them, an overwrite re-runs only the
-    changed file's assets, and runs, sensor state and asset history live in PostgreSQL."""
+    changed file's assets, and runs, sensor state and asset history live in PostgreSQL.
+    Onboarding (#13) on the way: the tenant is added with `jf tenant add` and uploads with
+    its own key; an upload while it is paused publishes nothing until `jf tenant resume`;
+    a mapping set with `jf tenant set` re-runs it without an upload and changes its rows."""
     database = postgres_server.create_database()
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -118,6 +125,14 @@ def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, 
         "JF_SETTLE_SECONDS": "1",
     }
     assert INSTANCE_ENV <= set(env)
+    landing = ["--landing", env["JF_LANDING"]]
+    assert main(["tenant", "add", "acme", *landing, "--json"]) == 0
+    pack = json.loads(capsys.readouterr().out)
+    s3 = boto3.client(  # the tenant's own key from here on (IAM enforced: test_onboarding_s3)
+        "s3",
+        aws_access_key_id=pack["access_key_id"],
+        aws_secret_access_key=pack["secret_access_key"],
+    )
     for name in ("deals.csv", "accounts.csv", "contacts.csv"):
         s3.put_object(
             Bucket=bucket,
@@ -148,6 +163,7 @@ def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, 
         deals = (SAMPLE_LANDING / "acme" / "deals.csv").read_text()
         old_line = next(line for line in deals.splitlines() if ",D-0002," in line)
         new_line = old_line.replace(f",{old_line.split(',')[3]},", ",515151.51,", 1)
+        assert main(["tenant", "pause", "acme", *landing]) == 0
         s3.put_object(
             Bucket=bucket, Key="landing/acme/deals.csv", Body=deals.replace(old_line, new_line)
         )
@@ -155,16 +171,40 @@ def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, 
             "SELECT CAST(value AS VARCHAR) FROM importable_deals "
             "WHERE tenant_id = 'acme' AND deal_unique_id = 'D-0002'"
         )
+        time.sleep(6)  # three sensor ticks (JF_SENSOR_INTERVAL=2): none may ingest it
+        assert query_warehouse(warehouse, value) == [("44500.00",)]
+        assert len(_run_statuses(postgres_server, database)) == 1  # no run while paused
+        assert main(["tenant", "resume", "acme", *landing]) == 0
         _wait_for(
             "the overwritten value",
             lambda: query_warehouse(warehouse, value) == [("515151.51",)],
             [code, daemon],
             logs,
         )
-        # The snapshot is swapped before the run's last events: let both runs end first.
         _wait_for(
-            "both runs to end",
+            "the resumed run to end",
             lambda: _run_statuses(postgres_server, database) == ["SUCCESS", "SUCCESS"],
+            [code, daemon],
+            logs,
+        )
+        # A mapping, no upload: the sensor re-runs the tenant and its rows change.
+        mapping = ["--map", "deals:description=project_type"]
+        assert main(["tenant", "set", "acme", *mapping, *landing]) == 0
+        project = (
+            "SELECT project_type, description, settings_version FROM importable_deals, "
+            "(SELECT max(settings_version) AS settings_version FROM ingestions) "
+            "WHERE tenant_id = 'acme' AND deal_unique_id = 'D-0001'"
+        )
+        _wait_for(
+            "the mapped column",
+            lambda: query_warehouse(warehouse, project) == [("Deal 1 for Contoso Ltd", None, 4)],
+            [code, daemon],
+            logs,
+        )
+        # The snapshot is swapped before the run's last events: let all runs end first.
+        _wait_for(
+            "all runs to end",
+            lambda: _run_statuses(postgres_server, database) == ["SUCCESS"] * 3,
             [code, daemon],
             logs,
         )
@@ -176,16 +216,17 @@ def test_production_instance_on_postgres_publishes_s3_uploads(tmp_path, s3_env, 
     with DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         runs = instance.get_runs()
-        assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 2, _tail(logs)
+        assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 3, _tail(logs)
         assert {r.tags[TENANT_TAG] for r in runs} == {"acme"}
-        second, first = runs  # newest first
+        mapped, second, first = runs  # newest first
         assert AssetKey("clean_accounts") in first.asset_selection
         assert AssetKey("clean_accounts") not in second.asset_selection  # read from S3
+        assert AssetKey("clean_accounts") in mapped.asset_selection  # settings: every file
         assert instance.get_latest_materialization_event(AssetKey("importable_deals"))
     # ... and directly in its tables; DAGSTER_HOME holds no SQLite storage.
-    assert _run_statuses(postgres_server, database) == ["SUCCESS", "SUCCESS"]
+    assert _run_statuses(postgres_server, database) == ["SUCCESS"] * 3
     assert not list(home.rglob("*.db"))
-    stored = s3.list_objects_v2(Bucket=bucket, Prefix="storage/")["Contents"]
+    stored = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="storage/")["Contents"]
     assert {"clean_deals", "clean_accounts", "clean_contacts"} <= {
         o["Key"].split("/")[1] for o in stored
     }

@@ -6,6 +6,7 @@ change a change, and the stored version recorded in ingestions and the run's met
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import polars as pl
@@ -178,6 +179,15 @@ def test_stored_settings_round_trip_and_a_hand_edited_bad_value_is_an_error():
         parse_settings("acme", own.to_json().replace('"dmy"', '"ydm"'))
     with pytest.raises(SettingsError, match="names another tenant"):
         parse_settings("globex", own.to_json())
+
+
+def test_the_fingerprint_token_follows_what_is_published_not_pause_or_keys():
+    base = TenantSettings("acme")
+    assert base.token is None
+    mapped = _set(map_columns=(("deals", "Id", "deal_unique_id"),))
+    assert mapped.token and mapped.token != _set(day_order="dmy").token
+    paused = bump(replace(mapped, status="paused", access_keys=("AKIA1",)), datetime.now(UTC), "a")
+    assert paused.token == mapped.token  # a resumed tenant re-reads only changed files
 
 
 def _files(version: str) -> dict[str, LandingFile]:

@@ -4,12 +4,14 @@ Stored as JSON in the landing zone's operator area (`<landing root>/_jointflows/
 tenant id can name: ids never start with `_`) by `jf_pipeline/tenants.py`; applied by the
 run through plain parameters (`read_table(mapping=...)`, `clean_table(day_order=...,
 stages=...)`, `PublishPolicy`). Every change makes a new `settings_version`, recorded in
-the run's metadata and in `ingestions`, and part of the tenant's fingerprint, so the
-landing sensor requests a run when the settings change.
+the run's metadata and in `ingestions`; the settings that change what is published are
+part of the tenant's fingerprint (`TenantSettings.token`), so the landing sensor requests
+a run when they change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
@@ -29,6 +31,17 @@ DAY_ORDERS = ("auto", "dmy", "mdy")
 ACTIVE, PAUSED, REMOVED = "active", "paused", "removed"
 STATUSES = (ACTIVE, PAUSED, REMOVED)
 FORMAT = 1
+
+
+DATA_FIELDS = (
+    "column_mapping",
+    "day_order",
+    "stages",
+    "default_owner",
+    "guard_max_drop",
+    "import_report",
+)
+"""The settings that change what a run publishes or writes (part of the fingerprint)."""
 
 
 class SettingsError(ValueError):
@@ -65,8 +78,15 @@ class TenantSettings:
 
     @property
     def token(self) -> str | None:
-        """The settings' part of the tenant's fingerprint (None: never set)."""
-        return f"s{self.settings_version}" if self.settings_version else None
+        """The settings' part of the tenant's fingerprint: 8 hex chars of the settings that
+        change what a run publishes (None while they are the defaults). A change of them is
+        a change of the drop; pausing, resuming and new keys are not (a resumed tenant's
+        run re-reads only the files that changed meanwhile)."""
+        data = {k: self.public()[k] for k in DATA_FIELDS}
+        if data == {k: TenantSettings(self.tenant).public()[k] for k in DATA_FIELDS}:
+            return None
+        text = json.dumps(data, sort_keys=True)
+        return "s" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
     def mapping_for(self, dataset: str) -> dict[str, str]:
         return dict(self.column_mapping.get(dataset, {}))
