@@ -248,3 +248,43 @@ def test_a_run_applies_the_stored_settings_and_records_their_version(
     )
     assert notes == [("warning",)]
     assert materializations(result)["importable_deals"]["settings_version"].value == 1
+
+
+def test_the_sensor_requests_a_run_on_a_settings_change_and_holds_a_paused_tenant(
+    persistent_instance, landing_of, monkeypatch
+):
+    """Real ticks: a mapping set means a run that re-reads every file, without an upload;
+    a paused tenant's upload requests nothing (the tick says why); resumed, only the file
+    that changed meanwhile is re-read; a broken settings file skips that tenant only."""
+    from jf_pipeline import sensors
+    from jf_pipeline.core.tenant_settings import PAUSED
+    from jf_pipeline_tests.test_sensor import Ticker
+
+    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
+    root = landing_of("acme", "globex")
+    store = LocalLandingStore(root=str(root))
+    ticker = Ticker(persistent_instance, root)
+    assert len(ticker.tick().run_requests) == 2
+    assert ticker.tick().run_requests == []
+
+    own = bump(_set(map_columns=(("deals", "Id", "deal_unique_id"),)), datetime.now(UTC), "a")
+    tenants.save(store, own)
+    (request,) = ticker.tick().run_requests
+    assert request.partition_key == "acme" and request.tags["jf/changed"].count(".csv") == 4
+    assert ticker.tick().run_requests == []
+
+    paused = bump(replace(own, status=PAUSED), datetime.now(UTC), "a")
+    tenants.save(store, paused)
+    ticker.upload(root / "acme" / "deals.csv", b"Name\n")
+    held = ticker.tick()
+    assert held.run_requests == [] and "'acme': tenant paused" in held.skip_message
+    tenants.save(store, bump(replace(paused, status="active"), datetime.now(UTC), "a"))
+    (request,) = ticker.tick().run_requests
+    assert request.tags["jf/changed"] == "deals.csv"
+
+    (root / "_jointflows" / "tenants" / "globex.json").write_text("{not json")
+    ticker.upload(root / "globex" / "deals.csv", b"Name\n")
+    broken = ticker.tick()
+    assert (
+        broken.run_requests == [] and "'globex': its settings cannot be read" in broken.skip_message
+    )
