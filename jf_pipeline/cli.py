@@ -383,6 +383,12 @@ def onboarding(args) -> int:
     except ob.OnboardingError as exc:
         print(terminal_safe(exc), file=sys.stderr)
         return 1
+    except Exception as exc:
+        if not type(exc).__module__.startswith("botocore"):
+            raise
+        # AWS refused or could not be reached (no IAM rights, no credentials, no network)
+        print(f"AWS: {terminal_safe(one_line(exc))}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result.data, default=str, indent=1))
     else:

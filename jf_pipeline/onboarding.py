@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from jf_pipeline import tenants as store
 from jf_pipeline.contract import FILES, is_valid_tenant_id
@@ -380,7 +381,9 @@ def remove(
         lines.append(f"revoked: IAM user {own.iam_user} and its keys deleted")
     after = replace(own, status=REMOVED, iam_user=None, access_keys=())
     extra: dict = {"revoked_keys": revoked, "purge": purge}
-    if purge:
+    if purge and not (Path(warehouse_path).exists() or wh.build_path(warehouse_path).exists()):
+        lines.append(f"nothing to purge: no warehouse at {warehouse_path}")
+    elif purge:
         deleted = wh.purge_tenant(warehouse_path, tenant)
         extra["rows_deleted"] = deleted
         lines.append(
@@ -531,7 +534,6 @@ def check(
     files on disk (with `tenant`'s settings, if given), or a tenant's current files."""
     import shutil
     import tempfile
-    from pathlib import Path
 
     from jf_pipeline import warehouse as wh
     from jf_pipeline.assets import _policy, _read_raw

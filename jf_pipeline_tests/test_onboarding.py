@@ -161,3 +161,10 @@ def test_a_purge_without_confirmation_changes_nothing(jf, monkeypatch):
     assert code == 1 and "not confirmed" in err
     assert query(jf.warehouse, "SELECT count(*) FROM importable_deals") == [(30,)]
     assert tenants.stored(jf.store, "acme") is None
+
+
+def test_a_purge_without_a_warehouse_creates_none(jf, tmp_path):
+    code, out, _ = jf("tenant", "remove", "acme", "--purge", "--yes", "--warehouse", jf.warehouse)
+    assert code == 0 and "nothing to purge: no warehouse" in out
+    assert not list(tmp_path.glob("*.duckdb"))
+    assert tenants.load(jf.store, "acme").status == "removed"

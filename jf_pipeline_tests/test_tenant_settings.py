@@ -251,16 +251,14 @@ def test_a_run_applies_the_stored_settings_and_records_their_version(
 
 
 def test_the_sensor_requests_a_run_on_a_settings_change_and_holds_a_paused_tenant(
-    persistent_instance, landing_of, monkeypatch
+    persistent_instance, landing_of
 ):
     """Real ticks: a mapping set means a run that re-reads every file, without an upload;
     a paused tenant's upload requests nothing (the tick says why); resumed, only the file
     that changed meanwhile is re-read; a broken settings file skips that tenant only."""
-    from jf_pipeline import sensors
     from jf_pipeline.core.tenant_settings import PAUSED
     from jf_pipeline_tests.test_sensor import Ticker
 
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
     root = landing_of("acme", "globex")
     store = LocalLandingStore(root=str(root))
     ticker = Ticker(persistent_instance, root)
