@@ -171,7 +171,8 @@ def test_production_instance_on_postgres_publishes_s3_uploads(
             "SELECT CAST(value AS VARCHAR) FROM importable_deals "
             "WHERE tenant_id = 'acme' AND deal_unique_id = 'D-0002'"
         )
-        time.sleep(6)  # three sensor ticks (JF_SENSOR_INTERVAL=2): none may ingest it
+        time.sleep(4)  # two ticks (JF_SENSOR_INTERVAL=2, JF_SETTLE_SECONDS=1): an active
+        # tenant's upload is requested within 3 s; a paused one's may not be
         assert query_warehouse(warehouse, value) == [("44500.00",)]
         assert len(_run_statuses(postgres_server, database)) == 1  # no run while paused
         assert main(["tenant", "resume", "acme", *landing]) == 0

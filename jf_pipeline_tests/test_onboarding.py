@@ -130,17 +130,17 @@ def test_check_says_what_a_run_would_publish_and_publishes_nothing(jf, tmp_path)
     assert not (tmp_path / "warehouse.duckdb").exists()
 
 
-def test_pause_holds_jf_ingest_back_and_remove_purge_deletes_every_table(jf):
-    assert jf("ingest", "--warehouse", jf.warehouse)[0] == 0
+def test_pause_holds_jf_ingest_back_and_remove_purge_deletes_every_table(jf, publish_samples):
+    publish_samples("acme")
     assert jf("tenant", "pause", "acme")[1].startswith("tenant acme paused")
     assert "already paused" in jf("tenant", "pause", "acme")[1]
     code, out, err = jf("ingest", "--warehouse", jf.warehouse, "--tenant", "acme")
     assert code == 1 and "acme: not ingested: tenant paused" in err
+    code, out, err = jf("ingest", "--warehouse", jf.warehouse, "--all")
+    assert "acme: not ingested: tenant paused" in err and "nothing to ingest" in out
     jf("tenant", "resume", "acme")
-    code, out, err = jf("ingest", "--warehouse", jf.warehouse)  # resumed: settings changed
-    assert code == 0 and "acme" in out
     counts = {t: query(jf.warehouse, f'SELECT count(*) FROM "{t}"')[0][0] for t in TABLES}  # noqa: S608
-    assert counts["importable_deals"] == 30 and counts["ingestions"] == 2
+    assert counts["importable_deals"] == 30 and counts["ingestions"] == 1
     code, out, _ = jf("tenant", "remove", "acme", "--purge", "--yes", "--warehouse", jf.warehouse)
     assert code == 0 and "purged" in out
     for table in TABLES:
@@ -154,8 +154,8 @@ def test_pause_holds_jf_ingest_back_and_remove_purge_deletes_every_table(jf):
     assert code == 1 and "tenant removed" in err
 
 
-def test_a_purge_without_confirmation_changes_nothing(jf, monkeypatch):
-    assert jf("ingest", "--warehouse", jf.warehouse)[0] == 0
+def test_a_purge_without_confirmation_changes_nothing(jf, monkeypatch, publish_samples):
+    publish_samples("acme")
     monkeypatch.setattr("builtins.input", lambda prompt: "globex")
     code, _, err = jf("tenant", "remove", "acme", "--purge", "--warehouse", jf.warehouse)
     assert code == 1 and "not confirmed" in err
