@@ -207,8 +207,8 @@ def landing_tick(
     found = survey(landing.list_files())
     skipped = {name: "invalid tenant id" for name in found.invalid_tenants}
     skipped.update(found.refused_tenants)
-    # The tenants' own settings (jf tenant set): their version is part of each fingerprint,
-    # and a paused or removed tenant's uploads are not ingested.
+    # The tenants' own settings (jf tenant set): those that change what is published are
+    # part of each fingerprint; a paused or removed tenant's uploads are not ingested.
     tenant_settings, broken = tenant_store.load_all(landing)
     for tenant, why in broken.items():
         skipped[tenant] = f"its settings cannot be read: {why}"

@@ -217,7 +217,8 @@ def plan_tenant(
     A changed drop is requested once it has stayed the same for `settle_seconds` (seen
     unchanged across ticks, or already that old by its files' modification times), so
     three files uploaded one after another make one run, not three. `settings_token` (the
-    tenant's settings version) is part of the fingerprint: a settings change is a change.
+    tenant's settings that change what is published, `TenantSettings.token`) is part of
+    the fingerprint: a change of them is a change of the drop.
     """
     current = fingerprint(file_versions(files), settings_token)
     if current == state.requested:
