@@ -3,6 +3,8 @@
     jf ingest [--landing ROOT] [--warehouse PATH] [--tenant ID ...] [--all] [--approve]
     jf status | jf rejects TENANT | jf sql "QUERY"      [--warehouse PATH] [--json]
     jf history prune --older-than DAYS [--tenant ID] [--dry-run] [--warehouse PATH] [--json]
+    jf tenant add|set|show|list|rotate-keys|pause|resume|remove ...   (onboarding.py)
+    jf check FOLDER|FILE...|TENANT [--tenant ID]
 
 Runs the same Dagster assets as the sensor-driven runs, in-process and headless, once per
 tenant whose landing files changed since its last ingestion (or the named tenants).
