@@ -286,7 +286,9 @@ def rotate_keys(landing: LandingStore, tenant: str, by: str) -> Result:
     old_active = [k["AccessKeyId"] for k in keys if k["Status"] == "Active"]
     for key_id in old_active:  # deactivated only after the new one exists
         iam.update_access_key(UserName=own.iam_user, AccessKeyId=key_id, Status="Inactive")
-    after = replace(own, access_keys=(*old_active[-1:], new["AccessKeyId"]))
+    remaining = [k for k in _keys(landing, own)[1] if k["AccessKeyId"] != new["AccessKeyId"]]
+    ordered = [k["AccessKeyId"] for k in sorted(remaining, key=lambda k: k["CreateDate"])]
+    after = replace(own, access_keys=(*ordered, new["AccessKeyId"]))  # newest last
     saved = _commit(
         landing,
         own,

@@ -150,6 +150,8 @@ def test_a_tenants_key_reaches_its_own_files_only_until_paused_rotated_or_remove
     assert statuses == {key_id: "Inactive", second["access_key_id"]: "Active"}
     code, out, _ = _jf(capsys, "tenant", "rotate-keys", "acme", "--landing", uri, "--json")
     third = json.loads(out)
+    shown = json.loads(_jf(capsys, "tenant", "show", "acme", "--landing", uri, "--json")[1])
+    assert shown["access_keys"] == [second["access_key_id"], third["access_key_id"]]
     get = acme.get_object
     assert _denied(lambda: get(Bucket=landing, Key="drops/acme/deals.csv")) == "InvalidAccessKeyId"
 
