@@ -218,8 +218,21 @@ class Table:
         """The columns a frame of one tenant's rows carries (all but tenant_id)."""
         return [f.name for f in self.fields if f.name != "tenant_id"]
 
+    @property
+    def row_names(self) -> list[str]:
+        """The columns the core computes for a tenant's rows: all but tenant_id and the
+        `ingestion_id` the publish stamps on every row."""
+        return [f.name for f in self.fields if f.name not in ("tenant_id", INGESTION_ID.name)]
+
 
 TENANT = Field("tenant_id", "VARCHAR", "The customer's landing folder name.")
+INGESTION_ID = Field(
+    "ingestion_id",
+    "VARCHAR",
+    "The ingestion that wrote this row: ingestions.run_id of its publish (like dlt's "
+    "_dlt_load_id); join ingestions on run_id for when, from which file versions and who "
+    "approved.",
+)
 
 # What each published column means, for `COMMENT ON` and the Dagster UI: by warehouse
 # column name, with (table, column) overrides where one name means different things.
@@ -258,14 +271,16 @@ def column_doc(table: str, column: str) -> str:
 
 def file_table(name: str, spec: FileSpec, doc: str, order: tuple[str, ...]) -> Table:
     """A published table made of one file's columns (warehouse names, types from their
-    kind), keyed by tenant and the file's id. `order` is the contract's column order; a
-    file column it does not name is appended, so a new column needs no edit here."""
+    kind), keyed by tenant and the file's id, then `ingestion_id`. `order` is the
+    contract's column order; a file column it does not name is appended after the others,
+    so a new column needs no edit here."""
     by_name = {c.out: c for c in spec.columns}
     names = [n for n in order if n in by_name] + [n for n in by_name if n not in order]
     fields = [TENANT] + [
         Field(n, DUCKDB_TYPES[by_name[n].kind], by_name[n].doc or column_doc(name, n))
         for n in names
     ]
+    fields.append(INGESTION_ID)
     return Table(name, doc, tuple(fields), key=("tenant_id", spec.column(spec.key).out))
 
 
@@ -321,6 +336,7 @@ REJECTED_ROWS = Table(
         Field("column", "VARCHAR", "The column the problem is in, if any."),
         Field("value", "VARCHAR", "The cell as delivered (or the id the problem is about)."),
         Field("message", "VARCHAR", "What happened, in plain English, for the customer's admin."),
+        INGESTION_ID,
     ),
 )
 

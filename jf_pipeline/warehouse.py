@@ -47,7 +47,7 @@ from jf_pipeline.contract import (
     tracked_columns,
 )
 from jf_pipeline.contract import INGESTIONS as INGESTIONS_TABLE
-from jf_pipeline.core.plan import PublishedState
+from jf_pipeline.core.plan import PublishedState, stamp_ingestion
 
 INGESTIONS = INGESTIONS_TABLE.name
 INGESTION_COLUMNS = INGESTIONS_TABLE.columns
@@ -397,9 +397,12 @@ class Writer:
         """Replace `tenant`'s rows in each given table (None = keep them), record the
         versions that changed in the tables' histories and log the ingestion, all in one
         transaction: on any error nothing changes. Returns, per replaced table with a
-        history, its counts of `new`, `changed` and `gone` rows."""
+        history, its counts of `new`, `changed` and `gone` rows. Every row written
+        gets `ingestion_id` = the ingestion's `run_id`."""
         con = self.con
         changes: dict[str, dict[str, int]] = {}
+        # The rows carry the id their ingestion is logged under, whoever built the frames.
+        tables = stamp_ingestion(tables, ingestion.get("run_id"))
         con.execute("BEGIN TRANSACTION")
         try:
             for table, frame in tables.items():

@@ -102,8 +102,9 @@ def test_a_new_column_is_one_edit_that_reaches_reading_ddl_comments_and_metadata
         IMPORTABLE_DEALS.name, spec, IMPORTABLE_DEALS.doc, tuple(IMPORTABLE_DEALS.data_names)
     )
 
-    assert table.names[-1] == "close_probability"
-    assert table.names[:-1] == IMPORTABLE_DEALS.names  # the others keep their order
+    # after the other file columns (which keep their order), before the publish's ingestion_id
+    assert table.names[-2:] == ["close_probability", "ingestion_id"]
+    assert table.names[:-2] + ["ingestion_id"] == IMPORTABLE_DEALS.names
 
     header = "Name,target_close_date,owner_email,value,deal_unique_id,account_unique_id"
     data = f'{header},Probability (%)\nX,2026-01-02,a@b.example,5,D1,A1,"12,5"\n'.encode()

@@ -73,6 +73,9 @@ def test_a_good_drop_plans_every_table_and_a_published_ingestion_row():
     assert row["reason"] is None and row["approved"] is False and row["approved_by"] is None
     csv, summary = plan.report
     assert csv.startswith(b"\xef\xbb\xbffile,row_number") and b"Deals imported: 30" in summary
+    # every row to write carries the id of the ingestion logged with it (dlt's _dlt_load_id)
+    for name, frame in plan.tables.items():
+        assert frame["ingestion_id"].to_list() == ["run-1"] * frame.height, name
 
 
 def test_a_fall_below_the_baseline_is_refused_and_only_rejected_rows_are_written():

@@ -44,6 +44,29 @@ def test_every_published_table_and_column_has_a_comment(ingested):
     assert all(tables[t] for t in WAREHOUSE_TABLES)
 
 
+def test_every_published_row_names_the_ingestion_that_wrote_it(ingested):
+    """Like dlt's `_dlt_load_id`: each row of the four published tables carries the run id
+    of the `ingestions` row its publish logged (same tenant, a publish that replaced rows),
+    so an analyst can tell when, from which files and by whose approval a row arrived."""
+    for table in WAREHOUSE_TABLES:
+        orphans = query(
+            ingested,
+            f"SELECT count(*) FILTER (WHERE i.run_id IS NULL), count(*), "  # noqa: S608
+            f"count(DISTINCT t.ingestion_id) - count(DISTINCT t.tenant_id) FROM {table} t "
+            "LEFT JOIN ingestions i "
+            "ON i.run_id = t.ingestion_id AND i.tenant_id = t.tenant_id "
+            "AND i.outcome IN ('published', 'partial')",
+        )
+        assert orphans[0][0] == 0 and orphans[0][1] > 0, table
+        assert orphans[0][2] == 0, table  # one ingestion per tenant wrote its rows
+    comment = query(
+        ingested,
+        "SELECT comment FROM duckdb_columns() WHERE table_name = 'accounts' "
+        "AND column_name = 'ingestion_id'",
+    )
+    assert "ingestions.run_id" in comment[0][0]
+
+
 def test_deals_by_stage_view_totals_match_the_table(ingested):
     total = query(
         ingested, "SELECT deals, total_value FROM deals_by_stage WHERE tenant_id = '(all)'"

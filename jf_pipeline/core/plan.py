@@ -14,6 +14,7 @@ from datetime import datetime
 
 import polars as pl
 
+from jf_pipeline.contract import INGESTION_ID
 from jf_pipeline.core.cleaning import CleanTable
 from jf_pipeline.core.guard import DEFAULT_MAX_DROP_SHARE, GuardDecision, publish_guard
 from jf_pipeline.core.landing import LandingFile, file_versions
@@ -67,6 +68,19 @@ class PublishPlan:
     """(import report CSV, summary text) for the tenant's landing folder."""
 
 
+def stamp_ingestion(
+    tables: dict[str, pl.DataFrame | None], run_id: str | None
+) -> dict[str, pl.DataFrame | None]:
+    """Every row to write carries `ingestion_id`: the run id its `ingestions` row is logged
+    under (like dlt's `_dlt_load_id`), so any published row leads to the publish that wrote
+    it, and from there to the files, their versions and any approval."""
+    column = INGESTION_ID.name
+    return {
+        name: None if frame is None else frame.with_columns(pl.lit(run_id, pl.String).alias(column))
+        for name, frame in tables.items()
+    }
+
+
 def plan_publish(
     tenant: str,
     clean: dict[str, CleanTable],
@@ -106,6 +120,7 @@ def plan_publish(
         baseline=state.baseline,
     )
     tables = result.tables() if guard.passed else {"rejected_rows": result.rejected_rows}
+    tables = stamp_ingestion(tables, run.run_id)
     outcome = result.outcome if guard.passed else "refused"
     counts = {**result.counts(), **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS))}
     ingestion = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from jf_pipeline.contract import REJECTED_ROWS
+from jf_pipeline.contract import INGESTION_ID, REJECTED_ROWS
 
 ERROR = "error"
 WARNING = "warning"
@@ -64,9 +64,9 @@ is known only to its reader."""
 PROBLEM_SCHEMA: dict[str, pl.DataType] = {
     f.name: _POLARS[f.type]
     for f in REJECTED_ROWS.fields
-    if f.name not in ("tenant_id", LINE_NUMBER)
+    if f.name not in ("tenant_id", LINE_NUMBER, INGESTION_ID.name)
 }
-"""A problem frame: rejected_rows' columns without tenant_id and line_number
+"""A problem frame: rejected_rows' columns without tenant_id, line_number and ingestion_id
 (contract.REJECTED_ROWS)."""
 
 
@@ -80,7 +80,7 @@ def with_line_numbers(problems: pl.DataFrame, header_lines: dict[str, int]) -> p
         else pl.lit(1, pl.Int64)
     )
     return problems.with_columns((pl.col("row_number") + header_line).alias(LINE_NUMBER)).select(
-        REJECTED_ROWS.data_names
+        REJECTED_ROWS.row_names
     )
 
 

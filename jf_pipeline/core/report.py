@@ -100,7 +100,7 @@ def import_report(
     `counts` holds the ingestion's counts (`deals_published`, `deals_in_drop`, ...);
     `reason` is the publish guard's reason. A refused import says so, and why, first; then
     the upload's date and file versions (`files`: dataset -> the landing file read)."""
-    rows = neutralise_formulas(rejected_rows.select(REJECTED_ROWS.data_names))
+    rows = neutralise_formulas(rejected_rows.select(REJECTED_ROWS.row_names))
     errors = rejected_rows.filter(pl.col("severity") == "error").height
     if outcome == "refused":
         lines = [

@@ -16,8 +16,8 @@ from jf_pipeline.core.values import parse_emails
 
 
 def table_columns(table: str) -> list[str]:
-    """The contract columns of a warehouse table, without `tenant_id`."""
-    return WAREHOUSE_TABLES[table].data_names
+    """The contract columns of a warehouse table, without `tenant_id` and `ingestion_id`."""
+    return WAREHOUSE_TABLES[table].row_names
 
 
 _SALESFORCE_ID = r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$"
