@@ -29,6 +29,7 @@ from dagster import (
 )
 
 from jf_pipeline import tenants as tenant_store
+from jf_pipeline.approval import ApprovalConfig
 from jf_pipeline.checks import (
     CONTACTS_CHECK_SPEC,
     PUBLISH_GUARD_SPEC,
@@ -39,7 +40,6 @@ from jf_pipeline.checks import (
 )
 from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec, Table
 from jf_pipeline.core.cleaning import CleanTable, clean_table
-from jf_pipeline.core.guard import APPROVE_TAG, APPROVED_BY_TAG
 from jf_pipeline.core.landing import (
     LandingFile,
     file_token,
@@ -398,6 +398,7 @@ def table_schema(table: Table) -> TableSchema:
 )
 def publish_tenant(
     context: AssetExecutionContext,
+    config: ApprovalConfig,
     warehouse: Warehouse,
     landing: LandingStore,
     clean_deals,
@@ -408,7 +409,8 @@ def publish_tenant(
     """Guard, then replace the tenant's rows in every published table in one transaction.
 
     The inputs are CleanFiles (untyped here so that clean tables an earlier version stored
-    still load; `CleanFile.of` converts them)."""
+    still load; `CleanFile.of` converts them). `config` approves a refused drop
+    (jf_pipeline/approval.py: the approve_tenant job, jf approve, jf ingest --approve)."""
     tenant = context.partition_key
     inputs = (clean_deals, clean_accounts, clean_contacts, clean_users)
     files = {d: CleanFile.of(v) for d, v in zip(FILES, inputs, strict=True)}
@@ -419,7 +421,7 @@ def publish_tenant(
             {d: f.table for d, f in files.items()},
             sources={d: f.source for d, f in files.items()},
             state=writer.published_state(tenant),
-            policy=_policy(context.run.tags, warehouse, own),
+            policy=_policy(context, config, warehouse, own),
             run=_run_info(context),
         )
         changes = writer.replace_tenant(tenant, plan.tables, plan.ingestion)
@@ -428,20 +430,27 @@ def publish_tenant(
     if landing.write_reports if own.import_report is None else own.import_report:
         report = (plan.report[0], with_changes(plan.report[1], changes.get("importable_deals")))
         _write_report(context, landing, tenant, report, plan.ingestion["finished_at"])
+    if plan.approval_note:
+        context.log.warning(f"{tenant}: {plan.approval_note}")
     yield from _materializations(context, plan, warehouse.path, changes)
     yield contacts_check_result(plan.rejected_rows)
     yield guard_check_result(plan.guard, tenant)
 
 
-def _policy(tags, warehouse: Warehouse, own: TenantSettings | None = None) -> PublishPolicy:
-    """The publish's policy: the deployment's, with the tenant's own settings over it."""
+def _policy(
+    context, config: ApprovalConfig, warehouse: Warehouse, own: TenantSettings | None = None
+) -> PublishPolicy:
+    """The publish's policy: the deployment's, with the tenant's own settings over it, and
+    the approval the run's config carries (approval.py)."""
     own = own or TenantSettings("-")
     return PublishPolicy(
         max_drop_share=warehouse.guard_max_drop_share
         if own.guard_max_drop is None
         else own.guard_max_drop,
-        approved=tags.get(APPROVE_TAG, "").lower() == "true",
-        approved_by=tags.get(APPROVED_BY_TAG) or f"run tag {APPROVE_TAG}=true",
+        approved=config.approve_publish,
+        approved_by=config.approved_by.strip()
+        or f"{context.run.job_name} run {context.run.run_id[:8]}",
+        approved_version=config.landing_version.strip() or None,
         default_owner=own.default_owner,
         settings_version=own.settings_version or None,
     )

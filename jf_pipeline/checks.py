@@ -19,7 +19,7 @@ from dagster import (
     PreviewWarning,
 )
 
-from jf_pipeline.core.guard import APPROVE_TAG, GuardDecision
+from jf_pipeline.core.guard import GuardDecision
 from jf_pipeline.keys import clean_key
 from jf_pipeline.partitions import tenants
 
@@ -136,8 +136,8 @@ def guard_check_result(guard: GuardDecision, tenant: str) -> AssetCheckResult:
             "baseline": MetadataValue.json(guard.baseline),
             "new_counts": MetadataValue.json(guard.new_counts),
             "reasons": MetadataValue.json(guard.reasons),
-            "approved_by_tag": guard.approved,
-            "how_to_approve": f"re-run tenant {tenant} with run tag {APPROVE_TAG}=true "
-            f"(Dagster UI: Materialize > add tag; CLI: jf ingest --tenant {tenant} --approve)",
+            "approved": guard.approved,
+            "how_to_approve": f"if the drop is real: launch job approve_tenant for partition "
+            f"{tenant} (launchpad: approve_publish: true), or run: jf approve {tenant}",
         },
     )

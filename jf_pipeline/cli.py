@@ -1,6 +1,7 @@
 """`jf`: the pipeline's command line for people and scripts.
 
     jf ingest [--landing ROOT] [--warehouse PATH] [--tenant ID ...] [--all] [--approve]
+    jf approve TENANT [--landing ROOT] [--warehouse PATH] [--workspace FILE] [--wait]
     jf status | jf rejects TENANT | jf sql "QUERY"      [--warehouse PATH] [--json]
     jf history prune --older-than DAYS [--tenant ID] [--dry-run] [--warehouse PATH] [--json]
     jf tenant add|set|show|list|rotate-keys|pause|resume|remove ...   (onboarding.py)
@@ -29,8 +30,8 @@ import duckdb
 import polars as pl
 
 from jf_pipeline import warehouse as wh
+from jf_pipeline.approval import approval_run_config
 from jf_pipeline.contract import is_valid_tenant_id
-from jf_pipeline.core.guard import APPROVE_TAG, APPROVED_BY_TAG
 from jf_pipeline.core.landing import file_versions, survey
 from jf_pipeline.settings import get as setting
 
@@ -131,9 +132,39 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--approve",
         action="store_true",
-        help=f"approve publishes the guard would refuse (sets run tag {APPROVE_TAG}=true); "
-        "use with --tenant",
+        help="approve the named tenants' current files even if the publish guard refuses "
+        "them (recorded in ingestions); use with --tenant",
     )
+    approve = commands.add_parser(
+        "approve",
+        help="approve a tenant's refused drop: submit the approve_tenant job to Dagster",
+        description="Approve the drop the publish guard refused for TENANT: submits an "
+        "approve_tenant run through the Dagster instance in DAGSTER_HOME (default "
+        "dagster_home), which the daemon launches and the UI shows with the tenant's tag. "
+        "Only that drop is approved: if the tenant's files changed since, nothing is "
+        "submitted. Recorded in ingestions (approved, approved_by, approved_at, "
+        "approved_version).",
+        epilog="Exit codes: 0 submitted (with --wait: published); 1 unknown tenant, nothing "
+        "refused to approve, files changed since the refusal, or (--wait) the run did not "
+        "publish; 2 bad usage.",
+    )
+    approve.add_argument("tenant_id", help="the tenant (landing folder name)")
+    approve.add_argument(
+        "--landing",
+        help="landing root: a folder or s3://bucket/prefix (default: $JF_LANDING or data/landing)",
+    )
+    approve.add_argument(
+        "--warehouse", help="DuckDB file (default: $JF_WAREHOUSE or data/warehouse.duckdb)"
+    )
+    approve.add_argument(
+        "--workspace",
+        default="workspace.yaml",
+        help="the Dagster workspace file the webserver and daemon load (default: workspace.yaml)",
+    )
+    approve.add_argument(
+        "--wait", action="store_true", help="wait for the run to finish and print its outcome"
+    )
+    approve.add_argument("--json", action="store_true", help="print JSON for scripts")
     for name, help_text in (
         ("status", "one line per tenant: last ingestion, age, deals, contacts, errors, outcome"),
         ("rejects", "what to tell a customer: a tenant's rejected rows grouped by reason"),
@@ -506,7 +537,7 @@ def ingest(
                 print(
                     f"{tenant}: still refused by the publish guard: "
                     f"{terminal_safe(last.get('reason') or 'see jf rejects ' + tenant)} "
-                    f"(approve: jf ingest --tenant {tenant} --approve)",
+                    f"(if the drop is real: jf approve {tenant})",
                     file=sys.stderr,
                 )
                 failed = True
@@ -531,11 +562,15 @@ def ingest(
             partition_key=tenant,
             instance=instance,
             resources=resources,
-            run_config=QUIET_RUN_CONFIG,
             raise_on_error=False,
-            tags={APPROVE_TAG: "true", APPROVED_BY_TAG: f"{_user()} (jf ingest --approve)"}
+            run_config={
+                **QUIET_RUN_CONFIG,
+                **approval_run_config(
+                    f"{_user()} (jf ingest --approve)", file_versions(found.tenants[tenant])
+                ),
+            }
             if approve
-            else None,
+            else QUIET_RUN_CONFIG,
         )
         done = wh.last_ingestions(warehouse.path).filter(
             (pl.col("tenant_id") == tenant) & (pl.col("run_id") == result.run_id)
@@ -807,7 +842,7 @@ def _outcome_lines(tenant: str, ingestion: dict) -> list[str]:
             f"{tenant}: REFUSED: the latest drop was not published; "
             "the data published before stays live.",
             f"  reason: {reason}",
-            f"  if the drop is real, approve it: jf ingest --tenant {tenant} --approve",
+            f"  if the drop is real, approve it: jf approve {tenant}",
         ]
     if ingestion.get("outcome") == "failed":
         return [f"{tenant}: FAILED: the latest run failed before publishing: {reason}"]
@@ -834,6 +869,109 @@ def sql(query: str, warehouse_path: str | None, as_json: bool) -> int:
     return 0
 
 
+def approve_command(
+    tenant: str,
+    landing_uri: str | None,
+    warehouse_path: str | None,
+    workspace_file: str,
+    wait: bool,
+    as_json: bool,
+    timeout: float = 600.0,
+) -> int:
+    """`jf approve TENANT`: the tenant's latest attempt must be a refusal, and its files must
+    still be the refused drop; then an approve_tenant run for exactly that drop is submitted
+    to the Dagster instance (the run checks the fingerprint again when it reads the files)."""
+    path = _warehouse_path(warehouse_path)
+    known = wh.known_tenants(path)
+    if tenant not in known:
+        print(unknown_tenant(tenant, known, path), file=sys.stderr)
+        return 1
+    shown = terminal_safe(tenant)
+    refused = wh.refused_drop(path, tenant)
+    if refused is None:
+        latest = wh.last_ingestions(path).filter(pl.col("tenant_id") == tenant)
+        outcome = latest["outcome"][0] if latest.height else "unknown"
+        print(
+            f"{shown}: nothing to approve: its latest publish attempt was {outcome}, not "
+            "refused by the publish guard",
+            file=sys.stderr,
+        )
+        return 1
+    from pathlib import Path
+
+    from jf_pipeline.resources import landing_store_from_uri
+
+    landing = landing_store_from_uri(landing_uri)
+    now = file_versions(survey(landing.list_files()).tenants.get(tenant, {}))
+    if now != refused["landing_version"]:
+        print(
+            f"{shown}: not approved: the files changed since the refused drop (refused "
+            f"{refused['landing_version']}, now {now}); the new drop gets its own run "
+            f"(landing sensor or jf ingest): approve that if it is refused too",
+            file=sys.stderr,
+        )
+        return 1
+    home, workspace = Path(setting("DAGSTER_HOME")), Path(workspace_file)
+    for what, where, hint in (
+        ("Dagster instance", home / "dagster.yaml", "set DAGSTER_HOME (make dev: dagster_home)"),
+        ("Dagster workspace", workspace, "pass --workspace (make dev: workspace.yaml)"),
+    ):
+        if not where.is_file():
+            print(f"no {what} at {where}: {hint}", file=sys.stderr)
+            return 1
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    from jf_pipeline.approval import submit_approval
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        run_id = submit_approval(
+            instance,
+            str(workspace),
+            tenant,
+            refused["landing_version"],
+            f"{_user()} (jf approve)",
+        )
+        result = {
+            "tenant_id": tenant,
+            "run_id": run_id,
+            "landing_version": refused["landing_version"],
+            "refused_run_id": refused["run_id"],
+            "refused_at": refused["finished_at"],
+            "reason": refused["reason"],
+        }
+        if not as_json:
+            print(
+                f"{shown}: submitted approve_tenant run {run_id} for the refused drop "
+                f"{refused['landing_version']} ({terminal_safe(refused['reason'] or '')}); "
+                f"it shows in the Dagster UI with tag jf/tenant={shown}"
+            )
+        if not wait:
+            if as_json:
+                print(json.dumps(result, default=str, indent=1))
+            return 0
+        deadline = time.monotonic() + timeout
+        while True:
+            run = instance.get_run_by_id(run_id)
+            if run is not None and run.is_finished:
+                break
+            if time.monotonic() > deadline:
+                print(f"{shown}: run {run_id} did not finish in {timeout:.0f} s", file=sys.stderr)
+                return 1
+            time.sleep(1)
+    done = wh.last_ingestions(path).filter(
+        (pl.col("tenant_id") == tenant) & (pl.col("run_id") == run_id)
+    )
+    outcome = done["outcome"][0] if done.height else "failed"
+    result["outcome"] = outcome
+    if as_json:
+        print(json.dumps(result, default=str, indent=1))
+    else:
+        reason = done["reason"][0] if done.height else None
+        print(f"{shown}: {outcome}" + (f": {terminal_safe(reason)}" if reason else ""))
+    published = run.status == DagsterRunStatus.SUCCESS and outcome in wh.SUCCESS
+    return 0 if published else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # as a command: `jf ... | head` should end quietly, as other tools do
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -854,6 +992,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command in ("tenant", "check"):
         return onboarding(args)
+    if args.command == "approve":
+        return approve_command(
+            args.tenant_id, args.landing, args.warehouse, args.workspace, args.wait, args.json
+        )
     if args.command == "ingest":
         if args.approve and not args.tenant:
             print(

@@ -391,9 +391,10 @@ INGESTIONS = Table(
         Field("warnings", "BIGINT", "Problems with severity warning."),
         Field("reason", "VARCHAR", "Why the publish was refused (the guard's reasons) or the run failed (its error)."),
         Field("approved", "BOOLEAN", "True when the publish guard would have refused and an engineer approved it."),
-        Field("approved_by", "VARCHAR", "Who approved (the jf/approved-by run tag; jf ingest --approve sets the user)."),
+        Field("approved_by", "VARCHAR", "Who approved (approve_tenant's approved_by, else its run; jf approve and jf ingest --approve: the user)."),
         Field("approved_at", "TIMESTAMPTZ", "When the approved publish was made."),
         Field("settings_version", "BIGINT", "The tenant's settings version the run applied (jf tenant set; NULL: never set)."),
+        Field("approved_version", "VARCHAR", "The landing_version an approval named (the refused drop's): the approval applies only when it equals landing_version, so a newer drop is never approved blindly."),
     ),
 )  # fmt: skip
 

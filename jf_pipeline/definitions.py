@@ -20,7 +20,7 @@ from jf_pipeline.resources import (
     storage_from_uri,
     warehouse_from_path,
 )
-from jf_pipeline.sensors import build_sensors, ingest_tenant
+from jf_pipeline.sensors import approve_tenant, build_sensors, ingest_tenant
 
 all_assets = [*file_assets, publish_tenant]
 
@@ -41,7 +41,7 @@ def build_resources(
 
 defs = Definitions(
     assets=all_assets,
-    jobs=[ingest_tenant],
+    jobs=[ingest_tenant, approve_tenant],
     sensors=build_sensors(int(settings.get("JF_SENSOR_INTERVAL"))),
     resources=build_resources(),
     executor=in_process_executor,

@@ -17,6 +17,7 @@ from dagster import (
     AssetSelection,
     DagsterRunStatus,
     DefaultSensorStatus,
+    PartitionedConfig,
     RunFailureSensorContext,
     RunRequest,
     RunsFilter,
@@ -32,6 +33,7 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from jf_pipeline import tenants as tenant_store
 from jf_pipeline import warehouse as wh
+from jf_pipeline.approval import APPROVE_JOB, approval_run_config
 from jf_pipeline.assets import OUTCOME_TAG
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
 from jf_pipeline.core.landing import TenantCursor, plan_tenant, survey
@@ -56,6 +58,27 @@ ingest_tenant = define_asset_job(
     partitions_def=tenants,
     executor_def=in_process_executor,
     description="Read, clean and publish one tenant's landing files.",
+)
+
+
+def _approval_tags(tenant: str) -> dict[str, str]:
+    return {TENANT_TAG: tenant}
+
+
+approve_tenant = define_asset_job(
+    APPROVE_JOB,
+    selection=AssetSelection.all(),
+    config=PartitionedConfig(
+        partitions_def=tenants,
+        run_config_for_partition_key_fn=lambda _: approval_run_config("", None),
+        tags_for_partition_key_fn=_approval_tags,
+    ),
+    executor_def=in_process_executor,
+    description="Publish one tenant's drop that the publish guard refused, once an engineer "
+    "knows it is real: pick the tenant's partition and launch (approve_publish: true). Only "
+    "the refused drop is approved (or the one landing_version names): if the files changed "
+    "since, the guard judges them as usual. The same as `jf approve TENANT`; recorded in "
+    "ingestions (approved, approved_by, approved_at, approved_version).",
 )
 
 
@@ -299,10 +322,10 @@ def build_sensors(interval_seconds: int) -> list[SensorDefinition]:
     )(landing_tick)
     failures = run_failure_sensor(
         name="record_failed_runs",
-        monitored_jobs=[ingest_tenant],
+        monitored_jobs=[ingest_tenant, approve_tenant],
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=interval_seconds,
-        description="Logs an ingest_tenant run that failed before publishing (worker killed, "
+        description="Logs an ingest_tenant or approve_tenant run that failed before publishing (worker killed, "
         "landing reads failing) as outcome `failed` in the ingestions table, so `jf status` "
         "and tenant_freshness never call the tenant's latest drop published.",
     )(record_failed_run)

@@ -67,6 +67,11 @@ SETTINGS: dict[str, Setting] = {
             "Larger landing files are rejected whole",
         ),
         Setting(
+            "DAGSTER_HOME",
+            "dagster_home",
+            "The Dagster instance `jf approve` submits its run to (make dev's: dagster_home)",
+        ),
+        Setting(
             "AWS_ENDPOINT_URL",
             "",
             "S3-compatible endpoint (MinIO, moto); empty means AWS itself",

@@ -383,7 +383,19 @@ class Writer:
         return PublishedState(
             baseline=self.guard_baseline(tenant),
             account_ids=lambda: self.published_account_ids(tenant),
+            refused_version=self.refused_version(tenant),
         )
+
+    def refused_version(self, tenant: str) -> str | None:
+        """The landing_version of the tenant's latest publish attempt if the guard refused
+        it (failed runs, which attempted nothing, are passed over), else None."""
+        row = self.con.execute(
+            f"SELECT outcome, landing_version FROM {ident(INGESTIONS)} "  # noqa: S608
+            "WHERE tenant_id = ? AND outcome IN ('published', 'partial', 'refused') "
+            "ORDER BY finished_at DESC LIMIT 1",
+            [tenant],
+        ).fetchone()
+        return row[1] if row and row[0] == "refused" else None
 
     def published_account_ids(self, tenant: str) -> pl.Series:
         rows = self.con.execute(
@@ -728,6 +740,24 @@ def tenant_status(path: str) -> pl.DataFrame:
         ORDER BY i.tenant_id
         """,
     )
+
+
+def refused_drop(path: str, tenant: str) -> dict | None:
+    """The tenant's latest publish attempt (failed runs passed over) if the publish guard
+    refused it: its run id, landing_version, reason and finish time; else None."""
+    frame = read_only_query(
+        path,
+        f"SELECT run_id, outcome, landing_version, reason, finished_at FROM {ident(INGESTIONS)} "  # noqa: S608
+        "WHERE tenant_id = ? AND outcome IN ('published', 'partial', 'refused') "
+        "ORDER BY finished_at DESC LIMIT 1",
+        [tenant],
+        prefer_build=True,
+    )
+    if not frame.height or frame["outcome"][0] != "refused":
+        return None
+    row = frame.row(0, named=True)
+    del row["outcome"]
+    return row
 
 
 def known_tenants(path: str) -> list[str]:

@@ -143,8 +143,10 @@ def run_tenant(
     warehouse_path: str,
     instance: DagsterInstance,
     tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
 ):
-    """Materialize every asset of one tenant in-process, as `jf ingest` does."""
+    """Materialize every asset of one tenant in-process, as `jf ingest` does (`run_config`:
+    e.g. jf_pipeline.approval.approval_run_config, an approval)."""
     if isinstance(landing, Path):
         landing = LocalLandingStore(root=str(landing))
     instance.add_dynamic_partitions("tenants", [tenant])
@@ -155,6 +157,7 @@ def run_tenant(
         resources=build_resources(landing, Warehouse(path=warehouse_path), mem_io_manager),
         raise_on_error=False,
         tags=tags,
+        run_config=run_config,
     )
 
 

@@ -3,6 +3,7 @@ only changed tenants, idempotent reruns and a non-zero exit when a tenant fails.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -175,3 +176,62 @@ def test_a_refused_publish_exits_non_zero_until_approved(landing_of, warehouse_p
     assert query(
         warehouse_path, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'"
     ) == [(2,)]
+    approved = query(
+        warehouse_path,
+        "SELECT approved, approved_by LIKE '%(jf ingest --approve)', "
+        "approved_version = landing_version FROM ingestions ORDER BY finished_at DESC LIMIT 1",
+    )
+    assert approved == [(True, True, True)]  # recorded as every approval is
+
+
+def test_jf_approve_submits_the_approve_job_for_the_refused_drop_only(
+    landing_of, warehouse_path, tmp_path, monkeypatch, capsys
+):
+    """`jf approve TENANT` is one action that goes through Dagster: it submits an
+    approve_tenant run for the tenant's partition to the instance in DAGSTER_HOME (queued
+    for the daemon, tagged jf/tenant), naming the refused drop's fingerprint. It refuses,
+    submitting nothing, for an unknown tenant, a tenant whose latest drop was not refused,
+    and files that changed since the refusal. (The daemon launching it: test_daemon.py.)"""
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    landing_root = landing_of("globex")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT / "dagster_home" / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    where = ["--landing", str(landing_root), "--warehouse", warehouse_path]
+    approve = ["approve", "globex", *where, "--workspace", str(PROJECT / "workspace.yaml")]
+    assert main(["ingest", *where]) == 0
+    capsys.readouterr()
+    assert main(approve) == 1
+    assert "nothing to approve: its latest publish attempt was published" in capsys.readouterr().err
+    assert main(["approve", "Globex", *where]) == 1
+    assert "did you mean 'globex'?" in capsys.readouterr().err
+
+    deals = landing_root / "globex" / "deals.csv"
+    original = deals.read_text()
+    cut = "".join(original.splitlines(keepends=True)[:3])  # 20 -> 2 deals: refused
+    deals.write_text(cut)
+    assert main(["ingest", *where]) == 1
+    refused = query(
+        warehouse_path, "SELECT landing_version FROM ingestions WHERE outcome = 'refused'"
+    )
+    deals.write_text(cut + original.splitlines(keepends=True)[3])  # a newer drop meanwhile
+    capsys.readouterr()
+    assert main(approve) == 1
+    assert "not approved: the files changed since the refused drop" in capsys.readouterr().err
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_runs() == []
+
+    deals.write_text(cut)  # the refused drop again
+    assert main([*approve, "--json"]) == 0
+    submitted = json.loads(capsys.readouterr().out)
+    assert submitted["landing_version"] == refused[0][0]
+    with DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+    assert run.run_id == submitted["run_id"] and run.job_name == "approve_tenant"
+    assert run.status == DagsterRunStatus.QUEUED  # the daemon launches it, as any run
+    assert run.tags["jf/tenant"] == run.tags["dagster/partition"] == "globex"
+    config = run.run_config["ops"]["publish_tenant"]["config"]
+    assert config["approve_publish"] is True and config["landing_version"] == refused[0][0]
+    assert config["approved_by"].endswith("(jf approve)")

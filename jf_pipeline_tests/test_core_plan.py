@@ -95,13 +95,46 @@ def test_a_fall_below_the_baseline_is_refused_and_only_rejected_rows_are_written
 
 def test_an_approved_fall_is_published_and_records_who_approved():
     tables, sources = _acme()
+    refused = plan_publish("acme", tables, sources, _state(deals=100), PublishPolicy(), RUN)
+    version = refused.ingestion["landing_version"]
     policy = PublishPolicy(approved=True, approved_by="ana")
-    plan = plan_publish("acme", tables, sources, _state(deals=100), policy, RUN)
-    assert plan.outcome == "published" and plan.guard.approved
+    state = replace(_state(deals=100), refused_version=version)
+    plan = plan_publish("acme", tables, sources, state, policy, RUN)
+    assert plan.outcome == "published" and plan.guard.approved and plan.approval_note is None
     assert (
         plan.ingestion["approved_by"] == "ana" and plan.ingestion["approved_at"] == RUN.finished_at
     )
+    assert plan.ingestion["approved_version"] == version == plan.ingestion["landing_version"]
     assert plan.tables["importable_deals"].height == 30
+
+
+def test_an_approval_covers_only_the_drop_it_names():
+    """A newer drop than the refused one, or nothing refused at all: the approval does not
+    apply, the guard refuses as usual and the reason says why the approval did not count."""
+    tables, sources = _acme()
+    for state, policy, why in (
+        (
+            replace(_state(deals=100), refused_version="older-drop"),
+            PublishPolicy(approved=True, approved_by="ana"),
+            "the approval was for the drop older-drop but the files read are ",
+        ),
+        (
+            _state(deals=100),
+            PublishPolicy(approved=True, approved_by="ana", approved_version="other"),
+            "the approval was for the drop other",
+        ),
+        (
+            _state(deals=100),
+            PublishPolicy(approved=True, approved_by="ana"),
+            "no refused drop to approve",
+        ),
+    ):
+        plan = plan_publish("acme", tables, sources, state, policy, RUN)
+        assert plan.outcome == "refused" and not plan.guard.approved, why
+        assert why in plan.approval_note and why in plan.ingestion["reason"]
+        assert plan.ingestion["reason"].startswith("the valid deal count would fall from 100")
+        assert plan.ingestion["approved"] is False and plan.ingestion["approved_by"] is None
+        assert list(plan.tables) == ["rejected_rows"]
 
 
 def test_a_rejected_deals_file_keeps_deals_and_asks_for_the_published_account_ids():

@@ -22,8 +22,8 @@ from dagster import DagsterRunStatus, build_sensor_context
 
 from jf_pipeline import sensors
 from jf_pipeline import warehouse as wh
+from jf_pipeline.approval import approval_run_config
 from jf_pipeline.cli import main
-from jf_pipeline.core.guard import APPROVE_TAG, APPROVED_BY_TAG
 from jf_pipeline.definitions import defs
 from jf_pipeline.resources import LocalLandingStore, SensorPolicy
 from jf_pipeline_tests.conftest import check_results, query, run_tenant
@@ -104,8 +104,8 @@ def test_contacts_and_accounts_are_guarded_and_an_approval_is_recorded_and_reset
         False,
     )
 
-    tags = {APPROVE_TAG: "true", APPROVED_BY_TAG: "dana@jointflows"}
-    approved = run_tenant("acme", landing_root, warehouse_path, instance, tags=tags)
+    approve = approval_run_config("dana@jointflows", None)
+    approved = run_tenant("acme", landing_root, warehouse_path, instance, run_config=approve)
     assert approved.success
     assert published_count(warehouse_path, "importable_contacts", "acme") == 0
     outcome, _, reason, was_approved, approved_by = ingestion_log(warehouse_path, "acme")[-1]
@@ -154,7 +154,7 @@ def test_plain_jf_ingest_exits_non_zero_while_a_tenant_stays_refused(
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "globex: still refused by the publish guard" in err
-    assert "from 20 to 2" in err and "--approve" in err
+    assert "from 20 to 2" in err and "jf approve globex" in err
     assert main([*args, "--tenant", "globex", "--approve"]) == 0
     assert main(args) == 0
 

@@ -219,7 +219,7 @@ def test_a_refused_drop_is_stated_first_with_live_counts_and_its_own(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("acme: REFUSED: the latest drop was not published")
     assert lines[1] == f"  reason: {why}"
-    assert "jf ingest --tenant acme --approve" in lines[2]
+    assert "jf approve acme" in lines[2]
 
     summary = (landing_root / "acme" / REPORT_SUMMARY).read_text().splitlines()
     assert summary[0].startswith("Jointflows import for acme: NOT IMPORTED")

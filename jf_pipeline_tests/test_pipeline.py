@@ -13,6 +13,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
+from jf_pipeline.approval import approval_run_config
 from jf_pipeline.contract import WAREHOUSE_TABLES
 from jf_pipeline_tests.conftest import (
     SAMPLE_TENANTS,
@@ -176,7 +177,8 @@ def test_a_file_rejected_as_a_whole_is_refused_by_the_guard_and_keeps_the_last_g
     assert not result.success
     guard = check_results(result)["publish_guard"]
     assert not guard.passed and "deals.csv was rejected as a whole" in guard.description
-    assert "jf/approve-publish=true" in guard.metadata["how_to_approve"].value
+    assert "approve_tenant" in guard.metadata["how_to_approve"].value
+    assert "jf approve acme" in guard.metadata["how_to_approve"].value
     assert {t: tenant_rows(published, t, "acme") for t in tables} == before
     assert query(
         published,
@@ -210,13 +212,32 @@ def test_a_sharp_drop_in_deals_is_refused_until_approved(landing_root, published
         (20,)
     ]
 
-    approved = run_tenant(
-        "globex", landing_root, published, instance, tags={"jf/approve-publish": "true"}
-    )
+    # A newer drop than the refused one (20 -> 4) is not approved blindly: refused again.
+    refused_version = query(
+        published, "SELECT landing_version FROM ingestions WHERE outcome = 'refused'"
+    )[0][0]
+    deals.write_text("".join(deals.read_text().splitlines(keepends=True)[:5]))
+    approve = approval_run_config("ana", None)  # the tenant's latest refused drop
+    stale = run_tenant("globex", landing_root, published, instance, run_config=approve)
+    assert not stale.success and not check_results(stale)["publish_guard"].passed
+    reason, approved_version = query(
+        published,
+        "SELECT reason, approved_version FROM ingestions ORDER BY finished_at DESC LIMIT 1",
+    )[0]
+    assert f"the approval was for the drop {refused_version}" in reason
+    assert "changed since" in reason and approved_version == refused_version
+
+    approved = run_tenant("globex", landing_root, published, instance, run_config=approve)
     assert approved.success and check_results(approved)["publish_guard"].passed
     assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
-        (5,)
+        (4,)
     ]
+    row = query(
+        published,
+        "SELECT approved, approved_by, approved_version = landing_version FROM ingestions "
+        "ORDER BY finished_at DESC LIMIT 1",
+    )
+    assert row == [(True, "ana", True)]
 
 
 def test_a_drop_to_zero_deals_is_refused(landing_root, published, instance):

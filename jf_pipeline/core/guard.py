@@ -16,10 +16,6 @@ import polars as pl
 
 from jf_pipeline.core.problems import ERROR
 
-APPROVE_TAG = "jf/approve-publish"
-"""Run tag that approves one publish the guard would refuse (value `true`)."""
-APPROVED_BY_TAG = "jf/approved-by"
-"""Optional run tag naming who approved (recorded in `ingestions.approved_by`)."""
 DEFAULT_MAX_DROP_SHARE = 0.5
 """The share of a baseline a drop may lose unless the caller passes another."""
 GUARDED = ("deals", "accounts", "contacts")
@@ -44,7 +40,7 @@ class GuardDecision:
     def summary(self) -> str:
         if not self.reasons:
             return f"publish {self.new_deals} deals (published now: {self.published_deals})"
-        verdict = "approved by run tag" if self.approved else "refused; the published rows stay"
+        verdict = "approved" if self.approved else "refused; the published rows stay"
         return f"{verdict}: " + "; ".join(self.reasons)
 
 

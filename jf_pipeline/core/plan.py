@@ -33,14 +33,21 @@ class PublishedState:
     """dataset -> the count a new drop is compared with (see `Writer.guard_baseline`)."""
     account_ids: Callable[[], pl.Series]
     """The published account ids, asked only when a rejected file keeps them as reference."""
+    refused_version: str | None = None
+    """The landing_version of the tenant's latest publish attempt when the guard refused it
+    (what an approval without a version of its own approves), else None."""
 
 
 @dataclass(frozen=True)
 class PublishPolicy:
     max_drop_share: float = DEFAULT_MAX_DROP_SHARE
     approved: bool = False
-    """An engineer approved this run's publish even if the guard would refuse it."""
+    """An engineer approved a publish the guard would refuse: the drop named by
+    `approved_version`, or else the tenant's latest refused drop. The approval applies only
+    when the files read are exactly that drop, so a newer drop is never approved blindly."""
     approved_by: str | None = None
+    approved_version: str | None = None
+    """The landing_version (fingerprint) the approval is for."""
     default_owner: str | None = None
     """The tenant's default owner e-mail for owners users.csv cannot resolve (None: errors)."""
     settings_version: int | None = None
@@ -66,6 +73,36 @@ class PublishPlan:
     ingestion: dict
     report: tuple[bytes, bytes] = field(repr=False, default=(b"", b""))
     """(import report CSV, summary text) for the tenant's landing folder."""
+    approval_note: str | None = None
+    """Why an approval this run carried did not apply (see `approval_for`), else None."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    applies: bool
+    version: str | None
+    """The landing_version the approval was for (None: nothing to approve)."""
+    note: str | None = None
+    """Why a requested approval does not apply."""
+
+
+def approval_for(policy: PublishPolicy, state: PublishedState, landing_version: str) -> Approval:
+    """Whether this run's approval covers the files it read: only the drop it names (the
+    tenant's latest refused drop unless the policy names one) is approved, so files that
+    changed since the refusal (a newer drop) are judged by the guard as usual."""
+    if not policy.approved:
+        return Approval(False, None)
+    version = policy.approved_version or state.refused_version
+    if version is None:
+        return Approval(False, None, "the approval did not apply: no refused drop to approve")
+    if version != landing_version:
+        return Approval(
+            False,
+            version,
+            f"the approval was for the drop {version} but the files read are {landing_version} "
+            "(they changed since): not approved",
+        )
+    return Approval(True, version)
 
 
 def stamp_ingestion(
@@ -110,16 +147,21 @@ def plan_publish(
         "contacts": result.importable_contacts,
     }
     new_counts = {d: None if f is None else f.height for d, f in frames.items()}
+    landing_version = file_versions({f"{d}.csv": f for d, f in sources.items() if f})
+    approval = approval_for(policy, state, landing_version)
     guard = publish_guard(
         new_counts["deals"],
         state.baseline.get("deals", 0),
         result.rejected_rows,
-        approved=policy.approved,
+        approved=approval.applies,
         max_drop_share=policy.max_drop_share,
         new_counts=new_counts,
         baseline=state.baseline,
     )
     tables = result.tables() if guard.passed else {"rejected_rows": result.rejected_rows}
+    reason = guard.reason
+    if approval.note and not guard.passed:
+        reason = f"{reason}; {approval.note}"
     tables = stamp_ingestion(tables, run.run_id)
     outcome = result.outcome if guard.passed else "refused"
     counts = {**result.counts(), **({} if guard.passed else dict.fromkeys(REFUSED_COUNTS))}
@@ -128,25 +170,28 @@ def plan_publish(
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "outcome": outcome,
-        "landing_version": file_versions({f"{d}.csv": f for d, f in sources.items() if f}),
+        "landing_version": landing_version,
         **{f"{d}_version": f.version if f else None for d, f in sources.items()},
         **{f"{d}_key": f.key if f else None for d, f in sources.items()},
         **{f"{d}_size": f.size if f else None for d, f in sources.items()},
         **counts,
         **{f"{d}_in_drop": n for d, n in new_counts.items()},
         "settings_version": policy.settings_version,
-        "reason": guard.reason,
+        "reason": reason,
         "approved": guard.approved,
         "approved_by": (policy.approved_by or "approved") if guard.approved else None,
         "approved_at": run.finished_at if guard.approved else None,
+        "approved_version": approval.version if policy.approved else None,
     }
     report = import_report(
         tenant,
         result.rejected_rows,
         outcome,
         {**counts, **ingestion},
-        reason=guard.reason,
+        reason=reason,
         files=sources,
         imported_at=run.finished_at,
     )
-    return PublishPlan(tables, result.rejected_rows, guard, outcome, counts, ingestion, report)
+    return PublishPlan(
+        tables, result.rejected_rows, guard, outcome, counts, ingestion, report, approval.note
+    )
