@@ -17,6 +17,7 @@ from dagster import (
     AssetOut,
     AssetSpec,
     Backoff,
+    Failure,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -37,6 +38,7 @@ from jf_pipeline.checks import (
     clean_check_specs,
     contacts_check_result,
     guard_check_result,
+    refusal_sentence,
 )
 from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec, Table
 from jf_pipeline.core.cleaning import CleanTable, clean_table
@@ -435,6 +437,14 @@ def publish_tenant(
     yield from _materializations(context, plan, warehouse.path, changes)
     yield contacts_check_result(plan.rejected_rows)
     yield guard_check_result(plan.guard, tenant)
+    if not plan.guard.passed:
+        # The run's failure leads with the reason (else Dagster's own error for a failed
+        # blocking check: "1 blocking asset check failed"); nothing is left to retry.
+        raise Failure(
+            description=refusal_sentence(tenant, plan.ingestion["reason"]),
+            metadata={"reason": plan.ingestion["reason"] or "", "tenant": tenant},
+            allow_retries=False,
+        )
 
 
 def _policy(

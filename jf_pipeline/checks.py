@@ -34,32 +34,42 @@ UNIQUE_IDS = "unique_ids"
 REQUIRED_VALUES = "required_values"
 CONTACTS_REFERENCE_ACCOUNTS = "contacts_reference_accounts"
 MAX_IDS_SHOWN = 100
+"""Offending ids kept in a check's metadata (the count says how many there were)."""
+IDS_IN_DESCRIPTION = 5
+"""Offending ids named in a failed check's one-line description."""
+
+
+CHECK_DESCRIPTIONS = {
+    UNIQUE_IDS: "Each id appears once in the file (earlier duplicates lose).",
+    REQUIRED_VALUES: "The file has every required column and no row misses a required value.",
+    CONTACTS_REFERENCE_ACCOUNTS: "Every contact's account is in accounts.csv or deals.csv.",
+}
+"""What each warning check checks: its spec's description, and its result's when it passes."""
 
 
 def clean_check_specs(dataset: str) -> list[AssetCheckSpec]:
     asset = clean_key(dataset)
     return [
         AssetCheckSpec(
-            UNIQUE_IDS,
-            asset=asset,
-            description="Each id appears once in the file (earlier duplicates lose).",
-            partitions_def=tenants,
-        ),
-        AssetCheckSpec(
-            REQUIRED_VALUES,
-            asset=asset,
-            description="The file has every required column and no row misses a required value.",
-            partitions_def=tenants,
-        ),
+            name, asset=asset, description=CHECK_DESCRIPTIONS[name], partitions_def=tenants
+        )
+        for name in (UNIQUE_IDS, REQUIRED_VALUES)
     ]
 
 
 CONTACTS_CHECK_SPEC = AssetCheckSpec(
     CONTACTS_REFERENCE_ACCOUNTS,
     asset="importable_contacts",
-    description="Every contact's account is in accounts.csv or deals.csv.",
+    description=CHECK_DESCRIPTIONS[CONTACTS_REFERENCE_ACCOUNTS],
     partitions_def=tenants,
 )
+
+
+def _describe(what: str, ids: list[str], count: int) -> str:
+    """`3 rows miss a required value: row 17, IN-103, ...`: the count and the first few."""
+    shown = ", ".join(ids[:IDS_IN_DESCRIPTION])
+    more = f" and {count - IDS_IN_DESCRIPTION} more" if count > IDS_IN_DESCRIPTION else ""
+    return f"{count} {what}: {shown}{more}"
 
 
 def _result(name: str, asset: str, offending: pl.DataFrame, what: str) -> AssetCheckResult:
@@ -71,15 +81,19 @@ def _result(name: str, asset: str, offending: pl.DataFrame, what: str) -> AssetC
         )
     ).to_series()
     unique = ids.unique(maintain_order=True)
+    shown = unique.head(MAX_IDS_SHOWN).to_list()
+    checked = CHECK_DESCRIPTIONS[name]
     return AssetCheckResult(
         check_name=name,
         asset_key=asset,
         passed=unique.len() == 0,
         severity=AssetCheckSeverity.WARN,
-        description=f"{unique.len()} {what}" if unique.len() else None,
+        # What was checked when it passed; when it failed, how often and the first few ids.
+        description=_describe(what, shown, unique.len()) if unique.len() else checked,
         metadata={
+            "checked": checked,
             "offending_count": unique.len(),
-            "offending_ids": MetadataValue.json(unique.head(MAX_IDS_SHOWN).to_list()),
+            "offending_ids": MetadataValue.json(shown),
         },
     )
 
@@ -121,6 +135,15 @@ PUBLISH_GUARD_SPEC = AssetCheckSpec(
     "its baseline (the largest recent publish) or to zero.",
     partitions_def=tenants,
 )
+
+
+def refusal_sentence(tenant: str, reason: str | None) -> str:
+    """What a refused run's failure says first, in one sentence: who, what, why, what next."""
+    return (
+        f"Publish of tenant {tenant} refused by the publish guard, the published rows stay: "
+        f"{reason or 'see the publish_guard check'}. If the drop is real, approve it: launch "
+        f"approve_tenant for partition {tenant}, or run jf approve {tenant}."
+    )
 
 
 def guard_check_result(guard: GuardDecision, tenant: str) -> AssetCheckResult:

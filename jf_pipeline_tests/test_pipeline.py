@@ -208,6 +208,16 @@ def test_a_sharp_drop_in_deals_is_refused_until_approved(landing_root, published
     guard = check_results(refused)["publish_guard"]
     assert not refused.success and not guard.passed
     assert "from 20 to 5" in guard.description
+    # The run's failure leads with the reason, in one sentence (not "1 blocking asset check
+    # failed" with a stack trace).
+    (failure,) = [e for e in refused.all_events if e.is_step_failure]
+    error = failure.step_failure_data.error.message
+    assert "blocking asset check" not in error
+    assert failure.step_failure_data.user_failure_data.description.startswith(
+        "Publish of tenant globex refused by the publish guard, the published rows stay: "
+        "the valid deal count would fall from 20 to 5"
+    )
+    assert error.count(". ") == 1 and "jf approve globex." in error
     assert query(published, "SELECT count(*) FROM importable_deals WHERE tenant_id = 'globex'") == [
         (20,)
     ]
@@ -293,6 +303,14 @@ def test_asset_checks_name_the_offending_ids(landing_root, warehouse_path, insta
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     }
     assert checks[("clean_deals", "unique_ids")].metadata["offending_ids"].value == ["IN-003"]
+    # Each result says what it checked, and a failure how often with the first ids.
+    assert (
+        checks[("clean_deals", "unique_ids")].description == "1 ids appear more than once: IN-003"
+    )
+    assert checks[("clean_deals", "required_values")].description.endswith(": IN-101")
+    passed = checks[("clean_accounts", "required_values")]
+    assert passed.passed and passed.description == passed.metadata["checked"].value
+    assert passed.description.startswith("The file has every required column")
     assert checks[("clean_deals", "required_values")].metadata["offending_ids"].value == ["IN-101"]
     assert checks[("importable_contacts", "contacts_reference_accounts")].metadata[
         "offending_ids"
