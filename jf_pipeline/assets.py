@@ -52,6 +52,7 @@ from jf_pipeline.core.plan import PublishPlan, PublishPolicy, RunInfo, plan_publ
 from jf_pipeline.core.problems import concat_problems, count_by_severity, file_problem
 from jf_pipeline.core.reading import ReadTable, empty_table, read_table
 from jf_pipeline.core.report import (
+    ERROR_FILES,
     REPORT_CSV,
     REPORT_HISTORY,
     REPORT_SUMMARY,
@@ -339,6 +340,18 @@ _PUBLISHED = {
 }
 
 
+def _write_error_files(context, landing: LandingStore, tenant: str, files: dict[str, bytes]):
+    """The Data Loader style error files of the drop's files with rows to fix; the other
+    error files (an earlier run's) are deleted (only our own ERROR_FILES names)."""
+    try:
+        for name, data in files.items():
+            landing.write(tenant, name, data)
+        for name in sorted(set(ERROR_FILES) - set(files)):
+            landing.delete_report(tenant, name)
+    except Exception as exc:  # noqa: BLE001 - as the report: never undoes a publish
+        context.log.warning(f"could not write the error files of {tenant}: {exc}")
+
+
 def _write_report(
     context, landing: LandingStore, tenant: str, report: tuple[bytes, bytes], when: datetime
 ):
@@ -432,6 +445,7 @@ def publish_tenant(
     if landing.write_reports if own.import_report is None else own.import_report:
         report = (plan.report[0], with_changes(plan.report[1], changes.get("importable_deals")))
         _write_report(context, landing, tenant, report, plan.ingestion["finished_at"])
+        _write_error_files(context, landing, tenant, plan.error_files)
     if plan.approval_note:
         context.log.warning(f"{tenant}: {plan.approval_note}")
     yield from _materializations(context, plan, warehouse.path, changes)

@@ -34,7 +34,7 @@ from jf_pipeline.core.landing import (
     content_version,
     look_alike,
 )
-from jf_pipeline.core.report import DATED_REPORT, REPORT_CSV, REPORT_SUMMARY
+from jf_pipeline.core.report import DATED_REPORT, ERROR_FILES, REPORT_CSV, REPORT_SUMMARY
 from jf_pipeline.core.tenant_settings import OPERATOR_AREA
 
 DEFAULT_LANDING = settings.SETTINGS["JF_LANDING"].default
@@ -61,7 +61,7 @@ def _check_names(tenant: str, name: str, allowed=FILE_NAMES) -> None:
         raise ValueError(f"{name!r} is not a landing file name")
 
 
-REPORT_NAMES = (REPORT_CSV, REPORT_SUMMARY)
+REPORT_NAMES = (REPORT_CSV, REPORT_SUMMARY, *ERROR_FILES)
 
 
 def _too_large(name: str, size: int, limit: int) -> tuple[str, str] | None:
@@ -95,7 +95,8 @@ class LandingStore(ConfigurableResource):
         raise NotImplementedError
 
     def delete_report(self, tenant: str, name: str) -> None:
-        """Delete one of our dated report copies (`DATED_REPORT` names only)."""
+        """Delete one of our dated report copies (`DATED_REPORT` names) or error files
+        (`ERROR_FILES`), nothing else."""
         raise NotImplementedError
 
     def dated_reports(self, tenant: str) -> list[str]:
@@ -437,8 +438,8 @@ class LocalLandingStore(LandingStore):
 
     def delete_report(self, tenant: str, name: str) -> None:
         _check_names(tenant, name, REPORT_NAMES)
-        if not DATED_REPORT.fullmatch(name):
-            raise ValueError(f"{name!r} is not a dated report")
+        if not DATED_REPORT.fullmatch(name) and name not in ERROR_FILES:
+            raise ValueError(f"{name!r} is not a dated report or an error file")
         dir_fd = self._tenant_dir(tenant)
         if dir_fd is None or isinstance(dir_fd, str):
             return
@@ -641,8 +642,8 @@ class S3LandingStore(LandingStore):
 
     def delete_report(self, tenant: str, name: str) -> None:
         _check_names(tenant, name, REPORT_NAMES)
-        if not DATED_REPORT.fullmatch(name):
-            raise ValueError(f"{name!r} is not a dated report")
+        if not DATED_REPORT.fullmatch(name) and name not in ERROR_FILES:
+            raise ValueError(f"{name!r} is not a dated report or an error file")
         self.s3.get_client().delete_object(Bucket=self.bucket, Key=f"{self._base}{tenant}/{name}")
 
     def dated_reports(self, tenant: str) -> list[str]:

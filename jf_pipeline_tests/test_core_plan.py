@@ -257,3 +257,34 @@ def test_the_summary_names_the_uploads_date_and_each_files_version():
             "  contacts.csv: version contacts-012, 1,234 bytes, modified 2026-10-31 23:02 UTC",
             "  deals.csv: version deals-012345, 1,234 bytes, modified 2026-10-31 23:00 UTC",
         ]
+
+
+def test_error_files_carry_the_customers_rows_and_an_error_column():
+    """Salesforce Data Loader's convention: each file with rows left out gets an error file
+    holding those rows with the customer's own headers and cells plus an ERROR column (line
+    and every error), so they can be fixed and uploaded again; formulas are neutralised,
+    files without such rows get none, and the summary names the file to fix."""
+    deals = (SAMPLE_LANDING / "acme" / "deals.csv").read_text().splitlines(keepends=True)
+    header = deals[0].replace("target_close_date", "Close Date")  # a CRM's own label
+    bad_date = deals[1].replace("2027-04-04", '=HYPERLINK("http://x")')
+    no_account = deals[2].replace("ACC-003", "ACC-404")  # unknown account, no inline name
+    tables, sources = _acme(deals="".join([header, bad_date, no_account, *deals[3:]]).encode())
+    plan = plan_publish("acme", tables, sources, _state(), PublishPolicy(), RUN)
+    assert set(plan.error_files) == {"jointflows_errors_deals.csv"}
+    text = plan.error_files["jointflows_errors_deals.csv"].decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == header.strip().split(",") + ["ERROR"]
+    assert len(rows) == 3
+    by_id = {
+        row[rows[0].index("deal_unique_id")]: dict(zip(rows[0], row, strict=True))
+        for row in rows[1:]
+    }
+    assert by_id["D-0001"]["Close Date"] == '\'=HYPERLINK("http://x")'  # as delivered, inert
+    assert by_id["D-0001"]["Name"] == "Contoso rollout 1"
+    assert by_id["D-0001"]["ERROR"].startswith("line 2: target_close_date")
+    assert by_id["D-0002"]["account_unique_id"] == "ACC-404"
+    assert by_id["D-0002"]["ERROR"].startswith("line 3: deal D-0002 has no account_name")
+    summary = plan.report[1].decode()
+    assert "upload again: jointflows_errors_deals.csv" in summary
+    assert summary.splitlines()[1].startswith("Upload of ")  # the drop's date, then versions
+    assert "deals.csv: version v-deals" in summary

@@ -249,6 +249,15 @@ def test_the_import_report_lands_next_to_the_customers_files(ingested, sample_la
     }
     summary = (sample_landing / "initech" / REPORT_SUMMARY).read_text()
     assert "Deals imported: 15" in summary and "Rows not imported (errors): 4" in summary
+    # The rows to fix, with the customer's own columns and cells (Data Loader's error file).
+    errors = pl.read_csv(
+        sample_landing / "initech" / "jointflows_errors_deals.csv", infer_schema=False
+    )
+    assert errors.columns[0] == "NAME" and errors.columns[-1] == "ERROR"
+    assert errors["Deal_Unique_ID"].to_list() == ["IN-100", "IN-101", "IN-102", "IN-103"]
+    assert errors["Target_Close_Date"][0] == "TBD" and errors["Value"][0] == "1.000,00 €"
+    assert errors["ERROR"][0].startswith("line 17: target_close_date 'TBD'")
+    assert not (sample_landing / "initech" / "jointflows_errors_contacts.csv").exists()
     # The sensor does not own the reports: writing them back never triggers a run.
     from jf_pipeline.core.landing import survey
     from jf_pipeline.resources import LocalLandingStore

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -61,6 +61,12 @@ class CleanTable:
     """Set when the owner column holds user ids or names instead of e-mails: which column
     held what ("column 'OwnerId' holds user ids such as '0051x0000…'"). The rows then carry
     the owner as written in `owner_ref`, for `rules.resolve_owners`."""
+    delivered: pl.DataFrame | None = None
+    """The cells as delivered of the rows left out for an error found while cleaning:
+    `row_number` + each of the file's contract columns under the customer's own header
+    (for the customer's error file, `report.error_files`)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """contract column -> the customer's header for it, in the file's order."""
 
 
 def clean_schema(spec: FileSpec) -> dict[str, pl.DataType]:
@@ -362,11 +368,20 @@ def clean_table(
     keep = ~rows["row_number"].is_in(later["row_number"].implode())
     if has_error is not None:
         keep = keep & ~has_error
+    problems = concat_problems(problems)
+    headers = {contract: header for header, contract in read.header_mapping.items()}
+    headers = {c.name: headers[c.name] for c in spec.columns if c.name in headers}
+    left_out = problems.filter(pl.col("severity") == "error")["row_number"].drop_nulls()
+    delivered = frame.filter(pl.col("row_number").is_in(left_out.implode())).select(
+        "row_number", *[pl.col(f"_raw_{name}").alias(name) for name in headers]
+    )
     return CleanTable(
         rows=empty if read.rejected else rows.filter(keep).cast(clean_schema(spec)),
-        problems=concat_problems(problems),
+        problems=problems,
         rejected=read.rejected,
         owner_source=owner_source,
         header_line=read.header_line,
         filtered=filtered,
+        delivered=delivered,
+        headers=headers,
     )

@@ -19,7 +19,7 @@ from jf_pipeline.core.cleaning import CleanTable
 from jf_pipeline.core.guard import DEFAULT_MAX_DROP_SHARE, GuardDecision, publish_guard
 from jf_pipeline.core.landing import LandingFile, file_versions
 from jf_pipeline.core.publication import publication
-from jf_pipeline.core.report import import_report
+from jf_pipeline.core.report import error_files, import_report
 
 REFUSED_COUNTS = ("deals_published", "accounts_published", "contacts_published")
 """Nothing of these was published when the guard refused; the counts stay empty."""
@@ -75,6 +75,8 @@ class PublishPlan:
     """(import report CSV, summary text) for the tenant's landing folder."""
     approval_note: str | None = None
     """Why an approval this run carried did not apply (see `approval_for`), else None."""
+    error_files: dict[str, bytes] = field(repr=False, default_factory=dict)
+    """Data Loader style error files (name -> CSV), one per file of the drop."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,15 @@ def plan_publish(
         files=sources,
         imported_at=run.finished_at,
     )
+    present = {d for d, f in sources.items() if f is not None and f.present}
     return PublishPlan(
-        tables, result.rejected_rows, guard, outcome, counts, ingestion, report, approval.note
+        tables,
+        result.rejected_rows,
+        guard,
+        outcome,
+        counts,
+        ingestion,
+        report,
+        approval.note,
+        error_files(result.rejected_rows, clean, present),
     )

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from jf_pipeline.contract import REJECTED_ROWS
+from jf_pipeline.contract import FILES, OWNER, OWNER_REF, REJECTED_ROWS, FileSpec
+from jf_pipeline.core.cleaning import CleanTable
 from jf_pipeline.core.landing import LandingFile
 
 REPORT_CSV = "jointflows_import_report.csv"
@@ -131,6 +132,15 @@ def import_report(
         f"Rows not imported (errors): {errors}; warnings: {rejected_rows.height - errors}.",
         f"Details, one line per problem: {REPORT_CSV}",
     ]
+    with_rows = rejected_rows.filter(
+        (pl.col("severity") == "error") & pl.col("row_number").is_not_null()
+    )["file"].unique(maintain_order=True)
+    if with_rows.len():
+        names = ", ".join(error_file_name(f.removesuffix(".csv")) for f in sorted(with_rows))
+        lines.append(
+            f"Rows to fix, with your own columns and an ERROR column, to correct and upload "
+            f"again: {names}"
+        )
     by_reason = rejected_rows.group_by(["file", "severity", "reason"], maintain_order=True).len()
     for file, severity, reason_code, n in by_reason.iter_rows():
         lines.append(f"  {file}: {n} x {reason_code} ({severity})")
@@ -155,3 +165,79 @@ def with_changes(summary: bytes, changes: dict[str, int] | None) -> bytes:
         return summary
     lines.insert(at + 1, f"Deals since the last import: {change_summary(changes)}")
     return "\n".join(lines).encode("utf-8")
+
+
+ERROR_COLUMN = "ERROR"
+"""The error file's last column, as Salesforce Data Loader names it in its error files."""
+
+
+def error_file_name(dataset: str) -> str:
+    return f"jointflows_errors_{dataset}.csv"
+
+
+ERROR_FILES = tuple(error_file_name(d) for d in FILES)
+"""The error files' names (one per contract file): the only ones written or deleted."""
+
+
+def _as_delivered(spec: FileSpec, clean: CleanTable, wanted: pl.Series) -> pl.DataFrame:
+    """The file's rows that cleaning kept, as text under the contract's names: what an
+    error found later (a deal without an account name, an owner users.csv does not list)
+    shows. Cleaning's own errors keep the cells exactly as delivered (`clean.delivered`)."""
+    rows = clean.rows.filter(pl.col("row_number").is_in(wanted.implode()))
+    columns = []
+    for column in spec.columns:
+        if column.name not in clean.headers or column.out not in rows.columns:
+            continue
+        value = pl.col(column.out).cast(pl.String)
+        if column.name == OWNER and OWNER_REF in rows.columns:
+            value = pl.coalesce(value, pl.col(OWNER_REF))  # the owner as written
+        columns.append(value.alias(column.name))
+    return rows.select("row_number", *columns)
+
+
+def error_files(
+    rejected_rows: pl.DataFrame, clean: dict[str, CleanTable], present: set[str]
+) -> dict[str, bytes]:
+    """One CSV per file of the drop (`present` datasets), as Salesforce Data Loader's error
+    files: each row left out for an error, with the customer's own columns and cells (the
+    contract's columns, under their headers, values as delivered) and an `ERROR` column
+    giving its line and every error on it, so the rows can be fixed and uploaded again.
+    Cells a spreadsheet would evaluate are neutralised. Only files with such rows get one
+    (the shell deletes the other error files, so none is left from an earlier run)."""
+    files = {}
+    for dataset in sorted(present):
+        spec, table = FILES[dataset], clean.get(dataset)
+        if table is None:
+            continue
+        errors = rejected_rows.filter(
+            (pl.col("file") == spec.file_name)
+            & (pl.col("severity") == "error")
+            & pl.col("row_number").is_not_null()
+        )
+        if not errors.height:
+            continue
+        per_row = (
+            errors.group_by("row_number", maintain_order=True)
+            .agg(pl.col("line_number").first(), pl.col("message").unique(maintain_order=True))
+            .sort("row_number")
+            .select(
+                "row_number",
+                pl.format(
+                    "line {}: {}",
+                    pl.col("line_number").fill_null(pl.col("row_number") + 1),
+                    pl.col("message").list.join("; "),
+                ).alias(ERROR_COLUMN),
+            )
+        )
+        names = [c.name for c in spec.columns if c.name in table.headers]
+        cells = pl.DataFrame(schema={"row_number": pl.Int64, **dict.fromkeys(names, pl.String)})
+        sources = [table.delivered, _as_delivered(spec, table, per_row["row_number"])]
+        for source in sources:
+            if source is not None and source.height:
+                cells = pl.concat([cells, source.select("row_number", *names)], how="vertical")
+        cells = cells.unique("row_number", keep="first", maintain_order=True)
+        out = per_row.join(cells, on="row_number", how="left").select(
+            *[pl.col(n).alias(table.headers[n]) for n in names], ERROR_COLUMN
+        )
+        files[error_file_name(dataset)] = neutralise_formulas(out).write_csv().encode("utf-8-sig")
+    return files
