@@ -135,7 +135,10 @@ def _open(page, url: str) -> None:
 def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
     """With no clicks the sample tenants land in DuckDB; then, in a headless Chromium
     driven by Playwright, the UI shows the lineage raw -> clean -> published, the tenants as
-    partitions and a materialization's row count. The lineage screenshot is saved with the
+    partitions and a materialization's row count; each tenant's checks on their own
+    (initech's failed required_values with its offending id, acme's passed); acme's next
+    drop, cut from 30 to 8 deals, refused with the reason sentence on its run's page; and
+    the launchpad's approve_tenant run for acme's partition publishing the refused drop. The lineage screenshot is saved with the
     test's files; with JF_UPDATE_SCREENSHOT=1 it also replaces docs/asset-graph.png, the
     picture the README shows."""
     chromium = _chromium()
@@ -166,6 +169,10 @@ def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
         }
         report = landing / "initech" / "jointflows_import_report.csv"
         dev.wait_for("initech's import report", report.exists)  # written after the publish
+        # acme's next export is cut from 30 to 8 deals: the sensor's run is refused (while
+        # the browser looks at the first runs).
+        deals = landing / "acme" / "deals.csv"
+        deals.write_text("".join(deals.read_text().splitlines(keepends=True)[:9]))
 
         base = f"http://127.0.0.1:{dev.port}"
         shot = tmp_path / "asset-graph.png"
@@ -194,7 +201,52 @@ def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
             _open(page, f"{base}/assets/importable_deals?view=events&partition=acme")
             page.get_by_text("dagster/row_count").first.wait_for(timeout=30_000)
             assert page.get_by_text("30", exact=True).count() >= 1
+
+            # Each tenant's checks on their own: initech's partition shows its failed check
+            # with the offending id, acme's (checks passed) does not.
+            _open(page, f"{base}/assets/clean_deals?view=checks")
+            page.get_by_role("tab", name="Partitions").last.click()
+            page.locator("text=initech >> visible=true").last.click()
+            page.get_by_text("1 rows or columns miss a required value: IN-101").wait_for()
+            page.locator("text=acme >> visible=true").last.click()
+            page.get_by_text("Latest execution").first.wait_for()
+            page.get_by_text("offending_count").first.wait_for()
+            assert page.get_by_text("miss a required value: IN-101").count() == 0
+            page.screenshot(path=str(tmp_path / "checks-acme.png"))
+
+            # The refused run's page leads with the reason sentence.
+            refused = (
+                "SELECT run_id FROM ingestions WHERE tenant_id = 'acme' AND outcome = 'refused'"
+            )
+            dev.wait_for(
+                "acme's refused run", lambda: bool(query_warehouse(dev.warehouse, refused))
+            )
+            run_id = query_warehouse(dev.warehouse, refused)[0][0]
+            _open(page, f"{base}/runs/{run_id}")
+            page.get_by_text(
+                "Publish of tenant acme refused by the publish guard, the published rows stay: "
+                "the valid deal count would fall from 30 to 8"
+            ).first.wait_for(timeout=30_000)
+
+            # The launchpad approves it: approve_tenant, acme's partition, Launch Run.
+            _open(page, f"{base}/locations/jf_pipeline/jobs/approve_tenant/playground")
+            partition = page.get_by_placeholder("Partition")
+            partition.click()
+            partition.fill("acme")
+            page.keyboard.press("Enter")
+            page.get_by_text("approve_publish: true").first.wait_for(timeout=30_000)
+            page.get_by_text("jf/tenant: acme").first.wait_for()
+            page.get_by_role("button", name="Launch Run").click()
+            page.wait_for_url("**/runs/**", timeout=30_000)
             browser.close()
+        approved = (
+            "SELECT count(*) FROM importable_deals WHERE tenant_id = 'acme' AND ingestion_id IN "
+            "(SELECT run_id FROM ingestions WHERE approved AND approved_by LIKE 'approve_tenant run%')"
+        )
+        dev.wait_for(
+            "the approved drop published",
+            lambda: (query_warehouse(dev.warehouse, approved) or [(0,)]) == [(8,)],
+        )
         assert shot.stat().st_size > 10_000
 
 
