@@ -136,10 +136,28 @@ def _markdown(frame: pl.DataFrame, rows: int = 5) -> MetadataValue:
         return MetadataValue.md(str(frame.head(rows)))
 
 
-def _schema(frame: pl.DataFrame) -> TableSchema:
+def _schema(frame: pl.DataFrame, docs: dict[str, str] | None = None) -> TableSchema:
+    """The frame's columns and types; `docs` (column -> the contract's description) where
+    the contract describes them."""
+    docs = docs or {}
     return TableSchema(
-        columns=[TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+        columns=[
+            TableColumn(name, str(dtype), description=docs.get(name))
+            for name, dtype in frame.schema.items()
+        ]
     )
+
+
+CLEAN_DOCS = {
+    dataset: {f.name: f.doc for f in WAREHOUSE_TABLES[table].fields}
+    for dataset, table in (
+        ("deals", "importable_deals"),
+        ("accounts", "accounts"),
+        ("contacts", "importable_contacts"),
+    )
+}
+"""A clean file's columns mean what the published table's columns of the same name mean
+(accounts.csv's `unique_id` is published as `account_unique_id`)."""
 
 
 def _by_reason(problems: pl.DataFrame) -> dict[str, int]:
@@ -220,7 +238,7 @@ def _raw_metadata(raw: RawFile) -> dict:
     return metadata
 
 
-def _clean_metadata(cleaned: CleanTable) -> dict:
+def _clean_metadata(cleaned: CleanTable, dataset: str) -> dict:
     severity = count_by_severity(cleaned.problems)
     return {
         "dagster/row_count": cleaned.rows.height,
@@ -228,7 +246,7 @@ def _clean_metadata(cleaned: CleanTable) -> dict:
         "errors": severity["error"],
         "warnings": severity["warning"],
         "problems_by_reason": MetadataValue.json(_by_reason(cleaned.problems)),
-        "dagster/column_schema": _schema(cleaned.rows),
+        "dagster/column_schema": _schema(cleaned.rows, CLEAN_DOCS.get(dataset)),
         "preview": _markdown(cleaned.rows),
     }
 
@@ -305,7 +323,10 @@ def read_and_clean(context: AssetExecutionContext, landing: LandingStore):
             metadata = {**_raw_metadata(raw), "settings_version": own.settings_version}
             yield Output(None, output_name=raw_name(spec.dataset), metadata=metadata)
         if cleaned is not None:
-            metadata = {**_clean_metadata(cleaned.table), "settings_version": own.settings_version}
+            metadata = {
+                **_clean_metadata(cleaned.table, spec.dataset),
+                "settings_version": own.settings_version,
+            }
             if spec is DEALS and own.stages:
                 metadata["deals_filtered"] = cleaned.table.filtered
             yield Output(cleaned, output_name=clean_name(spec.dataset), metadata=metadata)

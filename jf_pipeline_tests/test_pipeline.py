@@ -12,9 +12,11 @@ from decimal import Decimal
 
 import duckdb
 import pytest
+from dagster import AssetKey
 
 from jf_pipeline.approval import approval_run_config
 from jf_pipeline.contract import WAREHOUSE_TABLES
+from jf_pipeline.definitions import defs
 from jf_pipeline_tests.conftest import (
     SAMPLE_TENANTS,
     check_results,
@@ -280,6 +282,14 @@ def test_materializations_carry_source_metadata_and_row_counts(
     assert by_key["importable_deals"]["dagster/row_count"].value == 30
     assert by_key["clean_deals"]["errors"].value == 0
     assert "present" in by_key["raw_contacts"]
+    # Column tables carry the contract's descriptions (DuckDB's COMMENT ON says the same).
+    clean = {c.name: c for c in by_key["clean_accounts"]["dagster/column_schema"].value.columns}
+    assert clean["account_unique_id"].description == "The account's id in the customer's CRM."
+    published = defs.resolve_assets_def("importable_deals").specs_by_key[
+        AssetKey("importable_deals")
+    ]
+    columns = published.metadata["dagster/column_schema"].columns
+    assert all(c.description for c in columns) and columns[-1].name == "ingestion_id"
 
 
 def test_absent_optional_files_yield_empty_frames_said_in_metadata(
