@@ -40,7 +40,7 @@ class ApprovalConfig(Config):
     landing_version: str = Field(
         default="",
         description="Fingerprint of the drop to approve (ingestions.landing_version of the "
-        "refused attempt, shown by jf status --json); empty: the tenant's latest refused drop.",
+        "refused attempt); empty: the tenant's latest refused drop.",
     )
 
 

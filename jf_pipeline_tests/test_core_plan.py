@@ -265,7 +265,8 @@ def test_error_files_carry_the_customers_rows_and_an_error_column():
     and every error), so they can be fixed and uploaded again; formulas are neutralised,
     files without such rows get none, and the summary names the file to fix."""
     deals = (SAMPLE_LANDING / "acme" / "deals.csv").read_text().splitlines(keepends=True)
-    header = deals[0].replace("target_close_date", "Close Date")  # a CRM's own label
+    # a CRM's own label, and a header that is a formula (still read as the Name column)
+    header = deals[0].replace("target_close_date", "Close Date").replace("Name", "=Name", 1)
     bad_date = deals[1].replace("2027-04-04", '=HYPERLINK("http://x")')
     no_account = deals[2].replace("ACC-003", "ACC-404")  # unknown account, no inline name
     tables, sources = _acme(deals="".join([header, bad_date, no_account, *deals[3:]]).encode())
@@ -273,14 +274,14 @@ def test_error_files_carry_the_customers_rows_and_an_error_column():
     assert set(plan.error_files) == {"jointflows_errors_deals.csv"}
     text = plan.error_files["jointflows_errors_deals.csv"].decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == header.strip().split(",") + ["ERROR"]
+    assert rows[0] == ["'=Name", *header.strip().split(",")[1:], "ERROR"]
     assert len(rows) == 3
     by_id = {
         row[rows[0].index("deal_unique_id")]: dict(zip(rows[0], row, strict=True))
         for row in rows[1:]
     }
     assert by_id["D-0001"]["Close Date"] == '\'=HYPERLINK("http://x")'  # as delivered, inert
-    assert by_id["D-0001"]["Name"] == "Contoso rollout 1"
+    assert by_id["D-0001"]["'=Name"] == "Contoso rollout 1"
     assert by_id["D-0001"]["ERROR"].startswith("line 2: target_close_date")
     assert by_id["D-0002"]["account_unique_id"] == "ACC-404"
     assert by_id["D-0002"]["ERROR"].startswith("line 3: deal D-0002 has no account_name")

@@ -179,6 +179,11 @@ ERROR_FILES = tuple(error_file_name(d) for d in FILES)
 """The error files' names (one per contract file): the only ones written or deleted."""
 
 
+def _inert(text: str) -> str:
+    """One cell made inert for a spreadsheet, as `neutralise_formulas` does to a column."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def _as_delivered(spec: FileSpec, clean: CleanTable, wanted: pl.Series) -> pl.DataFrame:
     """The file's rows that cleaning kept, as text under the contract's names: what an
     error found later (a deal without an account name, an owner users.csv does not list)
@@ -236,8 +241,10 @@ def error_files(
             if source is not None and source.height:
                 cells = pl.concat([cells, source.select("row_number", *names)], how="vertical")
         cells = cells.unique("row_number", keep="first", maintain_order=True)
+        # The customer's headers are text a spreadsheet evaluates too (`=Name` is read as
+        # the Name column): neutralised like the cells.
         out = per_row.join(cells, on="row_number", how="left").select(
-            *[pl.col(n).alias(table.headers[n]) for n in names], ERROR_COLUMN
+            *[pl.col(n).alias(_inert(table.headers[n])) for n in names], ERROR_COLUMN
         )
         files[error_file_name(dataset)] = neutralise_formulas(out).write_csv().encode("utf-8-sig")
     return files
