@@ -16,8 +16,6 @@ in-process run. Every approved publish is recorded in `ingestions` (`approved`,
 
 from __future__ import annotations
 
-import json
-
 from dagster import Config
 from pydantic import Field
 
@@ -56,19 +54,35 @@ def submit_approval(
     instance, workspace_file: str, tenant: str, landing_version: str, approved_by: str
 ) -> str:
     """Submit an `approve_tenant` run of `tenant` through `instance`'s run coordinator, as
-    `dagster job launch` does (the code location comes from `workspace_file`, the same one
-    the webserver and daemon load, so the daemon launches the run like any other). Returns
-    the run id."""
-    from dagster._cli.job import execute_launch_command
+    `dagster job launch` does, with its code (the code location comes from
+    `workspace_file`, the same one the webserver and daemon load, so the daemon launches the
+    run like any other; its code server only logs warnings). Returns the run id."""
+    from dagster import __version__
+    from dagster._cli.job import _create_run
+    from dagster._cli.workspace.cli_target import (
+        get_code_location_from_workspace,
+        get_remote_job_from_remote_repo,
+        get_remote_repository_from_code_location,
+        get_workspace_from_cli_opts,
+    )
     from dagster_shared.cli import WorkspaceOpts
 
     from jf_pipeline.sensors import TENANT_TAG
 
-    run = execute_launch_command(
-        instance=instance,
-        workspace_opts=WorkspaceOpts(workspace=(workspace_file,)),
-        config_json=json.dumps(approval_run_config(approved_by, landing_version)),
-        tags=json.dumps({TENANT_TAG: tenant, "dagster/partition": tenant}),
-        job_name=APPROVE_JOB,
-    )
-    return run.run_id
+    options = WorkspaceOpts(workspace=(workspace_file,))
+    with get_workspace_from_cli_opts(
+        instance, version=__version__, workspace_opts=options, log_level="WARNING"
+    ) as workspace:
+        location = get_code_location_from_workspace(workspace, None)
+        repository = get_remote_repository_from_code_location(location, None)
+        run = _create_run(
+            instance=instance,
+            code_location=location,
+            remote_repo=repository,
+            remote_job=get_remote_job_from_remote_repo(repository, APPROVE_JOB),
+            run_config=approval_run_config(approved_by, landing_version),
+            tags={TENANT_TAG: tenant, "dagster/partition": tenant},
+            op_selection=None,
+            run_id=None,
+        )
+        return instance.submit_run(run.run_id, workspace).run_id
