@@ -967,7 +967,9 @@ def approve_command(
         print(json.dumps(result, default=str, indent=1))
     else:
         reason = done["reason"][0] if done.height else None
-        print(f"{shown}: {outcome}" + (f": {terminal_safe(reason)}" if reason else ""))
+        approved = bool(done.height and done["approved"][0])
+        verdict = f"{outcome}, approved" if approved else outcome
+        print(f"{shown}: {verdict}" + (f": {terminal_safe(reason)}" if reason else ""))
     published = run.status == DagsterRunStatus.SUCCESS and outcome in wh.SUCCESS
     return 0 if published else 1
 
