@@ -340,3 +340,25 @@ def test_the_last_five_reports_are_kept_dated_and_older_ones_deleted(
     assert b"Deals imported: 15" in newest.read_bytes()
     assert (folder / "jointflows_import_report_mine.csv").read_text() == "the admin's own copy\n"
     assert outside.read_text() == "not ours"
+
+
+def test_error_files_replace_planted_links_and_stale_files_without_following_them(
+    landing_of, warehouse_path, instance, tmp_path
+):
+    """A link planted at an error file's name is replaced by the file, never written
+    through; an error file with no rows left to fix (a stale one, or a link) is removed
+    without touching what it points to; nothing but our own names is deleted."""
+    landing_root = landing_of("initech")
+    folder = landing_root / "initech"
+    targets = {name: tmp_path / f"{name}.target" for name in ("deals", "contacts")}
+    for name, target in targets.items():
+        target.write_text("not ours")
+        (folder / f"jointflows_errors_{name}.csv").symlink_to(target)
+    (folder / "jointflows_errors_notes.csv").write_text("the admin's own file")
+    assert run_tenant("initech", landing_root, warehouse_path, instance).success
+    deals = folder / "jointflows_errors_deals.csv"
+    assert not deals.is_symlink() and "IN-100" in deals.read_text(encoding="utf-8-sig")
+    assert not (folder / "jointflows_errors_contacts.csv").is_symlink()
+    assert not (folder / "jointflows_errors_contacts.csv").exists()  # no contact to fix
+    assert all(t.read_text() == "not ours" for t in targets.values())
+    assert (folder / "jointflows_errors_notes.csv").read_text() == "the admin's own file"
