@@ -537,7 +537,8 @@ def ingest(
                 print(
                     f"{tenant}: still refused by the publish guard: "
                     f"{terminal_safe(last.get('reason') or 'see jf rejects ' + tenant)} "
-                    f"(if the drop is real: jf approve {tenant})",
+                    f"(if the drop is real: jf approve {tenant}, or without Dagster: "
+                    f"jf ingest --tenant {tenant} --approve)",
                     file=sys.stderr,
                 )
                 failed = True
@@ -842,7 +843,8 @@ def _outcome_lines(tenant: str, ingestion: dict) -> list[str]:
             f"{tenant}: REFUSED: the latest drop was not published; "
             "the data published before stays live.",
             f"  reason: {reason}",
-            f"  if the drop is real, approve it: jf approve {tenant}",
+            f"  if the drop is real, approve it: jf approve {tenant} "
+            f"(without Dagster: jf ingest --tenant {tenant} --approve)",
         ]
     if ingestion.get("outcome") == "failed":
         return [f"{tenant}: FAILED: the latest run failed before publishing: {reason}"]
