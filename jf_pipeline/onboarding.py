@@ -538,6 +538,7 @@ def check(
     import tempfile
 
     from jf_pipeline import warehouse as wh
+    from jf_pipeline.approval import ApprovalConfig
     from jf_pipeline.assets import _policy, _read_raw
     from jf_pipeline.contract import DEALS, FILE_NAMES
     from jf_pipeline.core.cleaning import clean_table
@@ -589,7 +590,9 @@ def check(
     state = wh.published_state_read_only(warehouse_path, tenant) if tenant else None
     if state is None:
         state = wh.PublishedState(baseline={}, account_ids=lambda: _no_ids())
-    policy = _policy({}, Warehouse(path=warehouse_path), own)
+    # Not an approval: the guard judges the drop as an ordinary run's would.
+    check = ApprovalConfig(approve_publish=False, approved_by="jf check")
+    policy = _policy(None, check, Warehouse(path=warehouse_path), own)
     plan = plan_publish(name, clean, sources, state, policy, RunInfo("jf-check", now, now))
     verdict = {
         "published": "WOULD PUBLISH",
