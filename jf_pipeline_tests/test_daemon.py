@@ -342,15 +342,17 @@ def _deals_export(rows: int) -> bytes:
 
 def _identical_reexport_in_place(dev: DevServer, landing, warehouse, instance) -> None:
     """Issue 19, item 4, under the real daemon: the customer's exporter rewrites deals.csv
-    in place with the very same bytes, pausing twice mid-file for longer than the settle
-    window and a sensor tick. Runs may start on the partial file; none may publish a cut
-    file, and once the writer is done the tenant's rows are the whole export again and the
-    last ingestion recorded the export's own hash (before the fix 3,291 of 20,000 deals were
-    lost for good: the final bytes equalled the sensor's cursor, so no run came)."""
+    in place with the very same bytes and stalls mid-file until the sensor has requested a
+    run for the partial file. Whatever a run publishes carries the hash of exactly the bytes
+    it read (the export's own hash only with all of its deals), and once the writer is done
+    the tenant's rows are the whole export again, with its hash (before the fix 3,291 of
+    20,000 deals were lost for good: the final bytes equalled the sensor's cursor, so no run
+    came)."""
     from dagster import DagsterRunStatus, RunsFilter
 
     rows = 5_000
     export = _deals_export(rows)
+    digest = hashlib.sha256(export).hexdigest()
     (landing / "lateco").mkdir()
     path = landing / "lateco" / "deals.csv"
     path.write_bytes(export)
@@ -359,18 +361,25 @@ def _identical_reexport_in_place(dev: DevServer, landing, warehouse, instance) -
         "SELECT outcome, deals_published, deals_version, finished_at FROM ingestions "
         "WHERE tenant_id = 'lateco' ORDER BY finished_at"
     )
+    lateco_runs = RunsFilter(tags={"jf/tenant": "lateco"})
     dev.wait_for(
         "lateco's first publish", lambda: (query_warehouse(warehouse, count) or [[0]])[0][0]
     )
     assert query_warehouse(warehouse, count)[0][0] == rows
+    before = len(instance.get_runs(lateco_runs))
 
-    with open(path, "r+b") as f:  # the exporter: truncate, write, pause, write, ...
+    with open(path, "r+b") as f:  # the exporter: truncate, write a third, stall, ...
         f.truncate(0)
-        for part in range(3):
-            f.write(export[part * len(export) // 3 : (part + 1) * len(export) // 3])
-            f.flush()
-            if part < 2:
-                time.sleep(5)  # > JF_SETTLE_SECONDS (1) + two JF_SENSOR_INTERVALs (2)
+        f.write(export[: len(export) // 3])
+        f.flush()
+        dev.wait_for(
+            "a run requested for the partial file",
+            lambda: len(instance.get_runs(lateco_runs)) > before,
+        )
+        f.write(export[len(export) // 3 : 2 * len(export) // 3])
+        f.flush()
+        time.sleep(3)  # > JF_SETTLE_SECONDS (1) + a JF_SENSOR_INTERVAL (2)
+        f.write(export[2 * len(export) // 3 :])
 
     busy = [
         DagsterRunStatus.QUEUED,
@@ -383,12 +392,9 @@ def _identical_reexport_in_place(dev: DevServer, landing, warehouse, instance) -
         "no run queued or running", lambda: not instance.get_runs(RunsFilter(statuses=busy))
     )
     history = query_warehouse(warehouse, ingestions)
-    runs = instance.get_runs(RunsFilter(tags={"jf/tenant": "lateco"}))
 
     assert query_warehouse(warehouse, count)[0][0] == rows, history
-    for outcome, published, _, _ in history:
-        # a drop cut to a third or two thirds is refused or fails; never published cut
-        assert outcome != "published" or published == rows, history
-    assert history[-1][2] == hashlib.sha256(export).hexdigest(), history
-    # the sensor did see the partial file (else this scenario tore nothing)
-    assert len(runs) >= 2, history
+    assert history[-1][:3] == ("published", rows, digest), history
+    for outcome, published, version, _ in history:
+        # a publish under the export's hash is all of it; a cut one never borrows that hash
+        assert outcome != "published" or (version == digest) == (published == rows), history
