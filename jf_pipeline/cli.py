@@ -145,8 +145,8 @@ def _parser() -> argparse.ArgumentParser:
         "submitted. Recorded in ingestions (approved, approved_by, approved_at, "
         "approved_version).",
         epilog="Exit codes: 0 submitted (with --wait: published); 1 unknown tenant, nothing "
-        "refused to approve, files changed since the refusal, or (--wait) the run did not "
-        "publish; 2 bad usage.",
+        "refused to approve, the tenant paused or removed, files changed since the refusal, "
+        "or (--wait) the run did not publish; 2 bad usage.",
     )
     approve.add_argument("tenant_id", help="the tenant (landing folder name)")
     approve.add_argument(
@@ -880,9 +880,10 @@ def approve_command(
     as_json: bool,
     timeout: float = 600.0,
 ) -> int:
-    """`jf approve TENANT`: the tenant's latest attempt must be a refusal, and its files must
-    still be the refused drop; then an approve_tenant run for exactly that drop is submitted
-    to the Dagster instance (the run checks the fingerprint again when it reads the files)."""
+    """`jf approve TENANT`: the tenant's latest attempt must be a refusal, the tenant active
+    (not paused or removed), and its files still the refused drop; then an
+    approve_tenant run for exactly that drop is submitted to the Dagster instance (the run
+    checks the fingerprint again when it reads the files)."""
     path = _warehouse_path(warehouse_path)
     known = wh.known_tenants(path)
     if tenant not in known:
@@ -904,7 +905,12 @@ def approve_command(
     from jf_pipeline.resources import landing_store_from_uri
 
     landing = landing_store_from_uri(landing_uri)
-    now = file_versions(survey(landing.list_files()).tenants.get(tenant, {}))
+    found = survey(landing.list_files())
+    _, held = _tenant_settings(landing, found)
+    if tenant in held:  # paused, removed, settings unreadable: nothing of it is ingested
+        print(f"{shown}: not approved: {terminal_safe(held[tenant])}", file=sys.stderr)
+        return 1
+    now = file_versions(found.tenants.get(tenant, {}))
     if now != refused["landing_version"]:
         print(
             f"{shown}: not approved: the files changed since the refused drop (refused "

@@ -744,10 +744,12 @@ def tenant_status(path: str) -> pl.DataFrame:
 
 def refused_drop(path: str, tenant: str) -> dict | None:
     """The tenant's latest publish attempt (failed runs passed over) if the publish guard
-    refused it: its run id, landing_version, reason and finish time; else None."""
+    refused it: its run id, landing_version, settings_version, reason and finish time; else
+    None."""
     frame = read_only_query(
         path,
-        f"SELECT run_id, outcome, landing_version, reason, finished_at FROM {ident(INGESTIONS)} "  # noqa: S608
+        "SELECT run_id, outcome, landing_version, settings_version, reason, finished_at "  # noqa: S608
+        f"FROM {ident(INGESTIONS)} "
         "WHERE tenant_id = ? AND outcome IN ('published', 'partial', 'refused') "
         "ORDER BY finished_at DESC LIMIT 1",
         [tenant],

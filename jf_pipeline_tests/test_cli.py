@@ -191,7 +191,8 @@ def test_jf_approve_submits_the_approve_job_for_the_refused_drop_only(
     approve_tenant run for the tenant's partition to the instance in DAGSTER_HOME (queued
     for the daemon, tagged jf/tenant), naming the refused drop's fingerprint. It refuses,
     submitting nothing, for an unknown tenant, a tenant whose latest drop was not refused,
-    and files that changed since the refusal. (The daemon launching it: test_daemon.py.)"""
+    files that changed since the refusal and a paused tenant. (The daemon launching the same
+    job from the launchpad: test_daemon.py.)"""
     from dagster import DagsterInstance, DagsterRunStatus
 
     landing_root = landing_of("globex")
@@ -224,6 +225,14 @@ def test_jf_approve_submits_the_approve_job_for_the_refused_drop_only(
         assert instance.get_runs() == []
 
     deals.write_text(cut)  # the refused drop again
+    assert main(["tenant", "pause", "globex", "--landing", str(landing_root)]) == 0
+    capsys.readouterr()
+    assert main(approve) == 1  # a paused tenant's drops are not ingested, approved or not
+    assert "not approved: tenant paused" in capsys.readouterr().err
+    assert main(["tenant", "resume", "globex", "--landing", str(landing_root)]) == 0
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_runs() == []
+    capsys.readouterr()
     assert main([*approve, "--json"]) == 0
     submitted = json.loads(capsys.readouterr().out)
     assert submitted["landing_version"] == refused[0][0]
