@@ -175,6 +175,13 @@ def change_views() -> dict[str, tuple[str, str]]:
 VIEWS.update(change_views())
 
 
+def _open_versions(con: duckdb.DuckDBPyConnection, h: str, tenant: str) -> int:
+    return con.execute(
+        f"SELECT count(*) FROM {h} WHERE tenant_id = ? AND valid_to IS NULL",  # noqa: S608
+        [tenant],
+    ).fetchone()[0]
+
+
 def record_history(
     con: duckdb.DuckDBPyConnection, tenant: str, history: Table, ingestion: dict
 ) -> dict[str, int]:
@@ -183,7 +190,8 @@ def record_history(
     missing end their version (valid_to), new and changed rows start one. Set-wise: the
     new rows' hashes are compared with the open versions' through a temporary table; when
     most rows' hashes differ, the values are compared too (so a DuckDB whose hash() differs
-    refreshes the hashes instead of inventing versions). Returns the counts of new, changed and gone."""
+    refreshes the hashes instead of inventing versions). Statements with nothing to do are
+    skipped (an identical re-export costs two). Returns the counts of new, changed, gone."""
     source = HISTORY_SOURCES[history.name]
     key, h, c = ident(history.key[1]), ident(history.name), ident(source)
     columns = tracked_columns(history)
@@ -200,18 +208,17 @@ def record_history(
         """,  # noqa: S608
         [tenant, tenant],
     )
-    candidates = con.execute(
-        "SELECT count(*) FROM history_diff WHERE old_hash IS NOT NULL AND new_hash IS NOT NULL"
-    ).fetchone()[0]
-    open_versions = con.execute(
-        f"SELECT count(*) FROM {h} WHERE tenant_id = ? AND valid_to IS NULL",  # noqa: S608
-        [tenant],
-    ).fetchone()[0]
+    counts = (
+        "SELECT count(*) FILTER (WHERE old_hash IS NULL), "
+        "count(*) FILTER (WHERE old_hash IS NOT NULL AND new_hash IS NOT NULL), "
+        "count(*) FILTER (WHERE new_hash IS NULL) FROM history_diff"
+    )
+    new, changed, gone = con.execute(counts).fetchone()
     # Within one DuckDB, equal values hash equally: a differing hash is a change. Another
     # DuckDB's hash() would differ for (nearly) every row, as every row has a VARCHAR key
     # and the deals a DATE and a DECIMAL: only when at least half of the rows look changed
     # are the values compared (reading every column of both tables: 0.3 s CPU at 1M rows).
-    if candidates and 2 * candidates >= open_versions:
+    if changed and 2 * changed >= _open_versions(con, h, tenant):
         same = " AND ".join(f"hv.{ident(n)} IS NOT DISTINCT FROM cv.{ident(n)}" for n in columns)
         con.execute(
             f"""
@@ -231,25 +238,23 @@ def record_history(
                 [tenant],
             )
             con.execute("DELETE FROM history_diff WHERE k IN (SELECT k FROM history_same)")
+            new, changed, gone = con.execute(counts).fetchone()
         con.execute("DROP TABLE history_same")
-    con.execute(
-        f"UPDATE {h} SET valid_to = ?, valid_to_ingestion_id = ? FROM history_diff d "  # noqa: S608
-        f"WHERE {h}.tenant_id = ? AND {h}.valid_to IS NULL AND {h}.{key} = d.k "
-        "AND d.old_hash IS NOT NULL",
-        [when, run, tenant],
-    )
-    con.execute(
-        f"INSERT INTO {h} (tenant_id, {names}, valid_from, valid_from_ingestion_id, row_hash) "  # noqa: S608
-        f"SELECT ?, {', '.join(f'cv.{ident(n)}' for n in columns)}, ?, ?, d.new_hash "
-        f"FROM {c} cv JOIN history_diff d ON cv.{key} = d.k "
-        "WHERE cv.tenant_id = ? AND d.new_hash IS NOT NULL",
-        [tenant, when, run, tenant],
-    )
-    new, changed, gone = con.execute(
-        "SELECT count(*) FILTER (WHERE old_hash IS NULL), "
-        "count(*) FILTER (WHERE old_hash IS NOT NULL AND new_hash IS NOT NULL), "
-        "count(*) FILTER (WHERE new_hash IS NULL) FROM history_diff"
-    ).fetchone()
+    if changed or gone:
+        con.execute(
+            f"UPDATE {h} SET valid_to = ?, valid_to_ingestion_id = ? FROM history_diff d "  # noqa: S608
+            f"WHERE {h}.tenant_id = ? AND {h}.valid_to IS NULL AND {h}.{key} = d.k "
+            "AND d.old_hash IS NOT NULL",
+            [when, run, tenant],
+        )
+    if new or changed:
+        con.execute(
+            f"INSERT INTO {h} (tenant_id, {names}, valid_from, valid_from_ingestion_id, row_hash) "  # noqa: S608
+            f"SELECT ?, {', '.join(f'cv.{ident(n)}' for n in columns)}, ?, ?, d.new_hash "
+            f"FROM {c} cv JOIN history_diff d ON cv.{key} = d.k "
+            "WHERE cv.tenant_id = ? AND d.new_hash IS NOT NULL",
+            [tenant, when, run, tenant],
+        )
     con.execute("DROP TABLE history_diff")
     return {"new": new, "changed": changed, "gone": gone}
 
