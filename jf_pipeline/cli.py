@@ -189,6 +189,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_HISTORY_DAYS = 36_525
+"""--older-than's largest value (a century): DuckDB's intervals overflow far beyond it."""
+
+
 def _days(text: str) -> int:
     """--older-than: a whole number of days, 0 or more."""
     try:
@@ -197,6 +201,8 @@ def _days(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
     if days < 0:
         raise argparse.ArgumentTypeError(f"days cannot be negative: {days}")
+    if days > MAX_HISTORY_DAYS:
+        raise argparse.ArgumentTypeError(f"more than {MAX_HISTORY_DAYS} days: {days}")
     return days
 
 

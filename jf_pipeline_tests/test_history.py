@@ -346,6 +346,10 @@ def test_history_prune_deletes_only_ended_versions_older_than_asked(warehouse_pa
 
     assert _jf("history", "prune", "--older-than", "-1", "--warehouse", warehouse_path)[0] == 2
     assert _jf("history", "prune", "--older-than", "soon", "--warehouse", warehouse_path)[0] == 2
+    code, _, err = _jf("history", "prune", "--older-than", "10" * 9, "--warehouse", warehouse_path)
+    assert code == 2 and "more than 36525 days" in err
+    code, out, _ = _jf("history", "prune", "--older-than", "36525", "--warehouse", warehouse_path)
+    assert code == 0 and out.startswith("deleted 0 history version(s)")
     code, _, err = _jf(
         "history", "prune", "--older-than", "1", "--tenant", "acm", "--warehouse", warehouse_path
     )
