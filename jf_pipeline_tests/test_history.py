@@ -421,3 +421,18 @@ def test_a_table_kept_by_a_rejected_file_keeps_its_history(warehouse_path):
         (0,)
     ]
     assert_consistent(warehouse_path)
+
+
+def test_purging_a_tenant_removes_its_history_and_only_its(warehouse_path):
+    """`jf tenant remove --purge` deletes the tenant from every table in contract.TABLES:
+    its versions go with its rows, another tenant's history stays whole."""
+    for tenant in ("acme", "globex"):
+        _publish(warehouse_path, f"{tenant}-1", _deals("D1", "D2"), tenant=tenant)
+        _publish(warehouse_path, f"{tenant}-2", _deals("D1", stage="Won"), tenant=tenant)
+    deleted = wh.purge_tenant(warehouse_path, "acme")
+    assert deleted["deal_history"] == 3
+    assert query(warehouse_path, "SELECT DISTINCT tenant_id FROM deal_history") == [("globex",)]
+    assert query(warehouse_path, "SELECT count(*) FROM deal_changes WHERE tenant_id = 'acme'") == [
+        (0,)
+    ]
+    assert_consistent(warehouse_path)
