@@ -14,6 +14,7 @@ import pytest
 
 from jf_pipeline.contract import FILE_NAMES
 from jf_pipeline.core.events import (
+    SETTINGS_EVENT,
     ObjectEvent,
     TenantState,
     apply_events,
@@ -70,6 +71,8 @@ def test_a_created_contract_file_becomes_an_event_with_its_etag_and_decoded_key(
     ("key", "reason"),
     [
         ("drops/_jointflows/settings/acme.json", "operator area"),
+        ("drops/_jointflows/audit/20261204T200000Z-acme-1234.json", "operator area"),
+        ("drops/_jointflows/tenants/Bad Id.json", "operator area"),
         ("drops/acme/jointflows_import_report.csv", "own import report"),
         ("drops/acme/jointflows_import_summary.txt", "own import report"),
         ("drops/acme/jointflows_import_report_20261204T200000Z.csv", "own import report"),
@@ -116,6 +119,21 @@ def test_test_events_and_malformed_messages_are_dropped_with_a_reason(message, r
     parsed = parse_message(message, BUCKET, "drops")
     assert parsed.events == [] and len(parsed.dropped) == 1
     assert reason in parsed.dropped[0][1]
+
+
+def test_a_change_of_a_tenants_settings_plans_that_tenant_without_changing_its_files():
+    """`_jointflows/tenants/<id>.json` (jf tenant set) is the tenant's settings: its event
+    names the tenant, and folding it changes no file token (the sensor adds the settings
+    token it reads)."""
+    (event,) = parse_message(
+        body(record("drops/_jointflows/tenants/acme.json")), BUCKET, "drops"
+    ).events
+    assert (event.tenant, event.name) == ("acme", SETTINGS_EVENT)
+    state = TenantState(
+        TenantCursor(requested=file_versions(_listing("acme", {"deals.csv": "a"})) + "/v3")
+    )
+    _, files_part = apply_events(state, [event])
+    assert files_part == file_versions(_listing("acme", {"deals.csv": "a"}))
 
 
 def test_an_sns_envelope_is_unwrapped_and_one_bad_record_spares_the_others():

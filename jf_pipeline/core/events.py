@@ -2,10 +2,10 @@
 
 The bucket sends `s3:ObjectCreated:*` and `s3:ObjectRemoved:*` notifications for the
 landing prefix to an SQS queue; `parse_message` turns one queue message's body into
-`ObjectEvent`s for the files the pipeline owns (a tenant's contract files, and names that
-imitate them, which the tenant's report must mention) and a reason for everything else
-it drops: the s3:TestEvent S3 sends when a notification is configured, malformed bodies,
-other buckets, keys outside the prefix, the operator area `_jointflows/`, invalid tenant
+`ObjectEvent`s for the files the pipeline owns (a tenant's contract files, names that
+imitate them, which the tenant's report must mention, and the tenant's settings file in the
+operator area) and a reason for everything else it drops: the s3:TestEvent S3 sends when a notification is configured, malformed bodies,
+other buckets, keys outside the prefix, the rest of the operator area `_jointflows/`, invalid tenant
 ids, the pipeline's own reports, other files.
 
 `apply_events` folds a tenant's events into the fingerprint the sensor plans with, using
@@ -33,9 +33,11 @@ from jf_pipeline.core.landing import (
     look_alike,
 )
 from jf_pipeline.core.report import DATED_REPORT, REPORT_CSV, REPORT_SUMMARY
+from jf_pipeline.core.tenant_settings import OPERATOR_AREA, SETTINGS_FOLDER, split_fingerprint
 
-OPERATOR_AREA = "_jointflows"
-"""The operator's folder in the landing root (tenant settings); never a tenant."""
+SETTINGS_EVENT = ""
+"""`ObjectEvent.name` of a change of the tenant's settings (`_jointflows/tenants/<id>.json`):
+no file token changes, but the tenant is planned again with its new settings token."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ def classify_key(relative: str) -> tuple[str, str] | str:
     why it is dropped."""
     parts = relative.split("/")
     if parts[0] == OPERATOR_AREA:
+        if len(parts) == 3 and parts[1] == SETTINGS_FOLDER and parts[2].endswith(".json"):
+            tenant = parts[2].removesuffix(".json")
+            if is_valid_tenant_id(tenant):
+                return tenant, SETTINGS_EVENT
         return "the operator area (_jointflows/), not a tenant's drop"
     if len(parts) != 2 or not parts[0] or not parts[1]:
         return "not a file directly in a tenant folder"
@@ -128,6 +134,8 @@ def parse_record(record, bucket: str, base: str) -> ObjectEvent | tuple[str, str
         return (what, owned)
     tenant, file_name = owned
     etag = obj.get("eTag") or obj.get("etag") or ""
+    if file_name == SETTINGS_EVENT:
+        etag = etag or "settings"
     if created and not (isinstance(etag, str) and etag.strip('"')):
         return (what, "a created object without an ETag")
     size = obj.get("size")
@@ -237,19 +245,22 @@ class TenantState:
 
 
 def apply_events(state: TenantState, events: list[ObjectEvent]) -> tuple[TenantState, str | None]:
-    """(state with the events' marks, the tenant's new fingerprint), or (state, None) when
-    the folder must be listed (look-alike names, or a state that cannot be extended).
+    """(state with the events' marks, the files part of the tenant's new fingerprint), or
+    (state, None) when the folder must be listed (look-alike names, or a state that cannot
+    be extended). The caller adds the settings token (`tenant_settings.fingerprint`).
 
-    The fingerprint is `landing.file_versions` of the folder after the events: each contract
+    The files part is `landing.file_versions` of the folder after the events: each contract
     file's token comes from the newest event for it, the others from the known fingerprint.
     """
     names = sorted(FILE_NAMES)
     known = state.current()
-    tokens = known.split(".") if known else ["-"] * len(names)
+    tokens = split_fingerprint(known)[0].split(".") if known else ["-"] * len(names)
     if state.relist or len(tokens) != len(names):
         return state, None
     marks, newest = dict(state.marks), state.newest
     for event in sorted(events, key=lambda e: (e.time or 0.0, _sequencer_key(e.sequencer))):
+        if event.name == SETTINGS_EVENT:  # the settings token is the caller's
+            continue
         if event.name not in FILE_NAMES:  # a look-alike: the folder decides the token
             return replace(state, relist=True), None
         if not is_newer(event, marks.get(event.name)):
