@@ -45,7 +45,7 @@ from jf_pipeline.core.events import (
     plan_fingerprint,
 )
 from jf_pipeline.core.landing import TenantCursor, file_versions, plan_tenant, survey
-from jf_pipeline.core.tenant_settings import PAUSED, REMOVED, fingerprint
+from jf_pipeline.core.tenant_settings import PAUSED, REMOVED, fingerprint, split_fingerprint
 from jf_pipeline.events import EventQueue
 from jf_pipeline.keys import PUBLISHED_KEYS, clean_key, raw_key
 from jf_pipeline.landing_state import LandingState, make_cursor, parse_cursor
@@ -476,6 +476,19 @@ def event_tick(
     for name, why in skipped.items():
         context.log.warning(f"skipped landing folder {name!r}: {why}")
     planned -= set(skipped)
+    # A skipped tenant's events are not lost: folded into its state, it is looked at again
+    # by every tick (the pending set) and planned once it is active again.
+    held: dict[str, TenantState] = {}
+    for tenant in skipped:
+        before = previous.get(tenant, TenantState())
+        after, files_part = apply_events(before, by_tenant.get(tenant, []))
+        if files_part is not None and files_part != split_fingerprint(before.current() or "")[0]:
+            cursor, _ = plan_fingerprint(
+                after.cursor, fingerprint(files_part, None), after.newest, now, float("inf")
+            )
+            after = replace(after, cursor=cursor)
+        if tenant in previous or tenant in by_tenant:
+            held[tenant] = after
     states: dict[str, TenantState] = {}
     changes: dict[str, list[str]] = {}
     settling: dict[str, float] = {}
@@ -540,7 +553,9 @@ def event_tick(
         policy.rerequest_backoff_seconds,
     )
     requests += retried
-    pending = (waiting - planned) | {t for t, s in states.items() if s.cursor.pending is not None}
+    pending = (waiting - planned - set(skipped)) | set(held)
+    pending |= {t for t, s in states.items() if s.cursor.pending is not None}
+    states.update(held)
     generation = store.stage(
         {t: s for t, s in states.items() if s != previous.get(t)},
         pending,
