@@ -84,9 +84,9 @@ class EventQueue:
     def receive(
         self, wait_seconds: float, max_messages: int = MAX_MESSAGES_PER_TICK
     ) -> list[tuple[str, str]]:
-        """(receipt handle, body) of the waiting messages, 10 per request: the first
-        request long-polls up to `wait_seconds`, the next ones return at once, until the
-        queue answers empty or `max_messages` were received."""
+        """(receipt handle, body) of the waiting messages, 10 per request, each request
+        long-polling up to `wait_seconds`, until the queue answers empty, `max_messages`
+        were received or the drain took `DRAIN_SECONDS`."""
         received: list[tuple[str, str]] = []
         deadline = time.monotonic() + wait_seconds
         wait = max(0, min(20, int(wait_seconds)))
@@ -99,9 +99,10 @@ class EventQueue:
             )
             messages = response.get("Messages", [])
             received += [(m["ReceiptHandle"], m.get("Body", "")) for m in messages]
+            # Long polling on every request: it answers as soon as a message is there, and
+            # a short poll may answer empty while messages wait on other SQS servers.
             if not messages or time.monotonic() > deadline + DRAIN_SECONDS:
                 break
-            wait = 0
         return received
 
     def delete(self, handles: list[str]) -> list[str]:

@@ -5,7 +5,10 @@ by S3 ETag or local content hash (a local file is re-hashed only when its size, 
 inode changed; other files in a tenant folder are never read), so an overwrite with the same size in the same second is
 a change and a re-upload of identical bytes is not. A changed drop is requested once it has
 settled (no change for the `SensorPolicy`'s settle time, `JF_SETTLE_SECONDS`), as one run that selects only the assets
-downstream of the files that changed. The cursor keeps one short fingerprint per tenant.
+downstream of the files that changed. Each tenant's fingerprint, request count and settle
+timer is a row in the instance's key-value table (`landing_state.py`); the cursor keeps a
+generation number. With `JF_EVENTS` (issue 18), ticks between full listings drain the
+queue of the bucket's S3 event notifications instead of listing (`event_tick`).
 """
 
 import time
