@@ -80,6 +80,9 @@ class SimulatedLanding(S3LandingStore):
     def list_tenant(self, tenant: str) -> list[LandingFile]:
         return self._files(tenant, _LISTINGS[self.bucket].get(tenant, {}))
 
+    def list_operator(self, folder: str) -> dict[str, str]:
+        return {}  # no tenant has settings of its own
+
 
 class SimulatedQueue:
     """The sensor's EventQueue, in memory: bodies as S3 sends them to SQS."""
