@@ -522,10 +522,13 @@ def event_tick(
             settling[tenant] = max(*quiet, 0.0)
         else:
             unchanged += 1
+    # A tenant's first request makes it a partition (a listing tick adds every folder it
+    # finds; here only the tenants requested for the first time are asked about).
     new_tenants = sorted(
         t
-        for t in states
-        if t not in previous and not context.instance.has_dynamic_partition(tenants.name, t)
+        for t in changes
+        if states[t].cursor.requests <= 1
+        and not context.instance.has_dynamic_partition(tenants.name, t)
     )
     never_cleaned = _never_cleaned(context, set(changes)) if changes else {}
     requests = []

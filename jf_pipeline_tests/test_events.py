@@ -15,6 +15,9 @@ import boto3
 import pytest
 
 from jf_pipeline import events as jf_events
+from jf_pipeline import tenants as tenant_store
+from jf_pipeline.contract import FILE_NAMES
+from jf_pipeline.core.tenant_settings import PAUSED, TenantSettings
 from jf_pipeline.landing_state import JOURNAL_KEY
 from jf_pipeline.resources import S3LandingStore, landing_store_from_uri
 from jf_pipeline_tests.conftest import SAMPLE_LANDING
@@ -222,6 +225,35 @@ def test_events_for_files_the_pipeline_does_not_own_are_dropped_and_deleted(
     assert (request.partition_key, request.tags["jf/changed"]) == ("acme", "deals.csv")
     _tick(ticker, landing)
     assert _messages(landing) == 0
+
+
+def test_a_paused_tenants_upload_waits_for_its_resume_and_settings_plan_it(
+    landing, ticker, no_listing
+):
+    """Tenant settings (#13) through events: an upload of a tenant first seen while paused
+    is held, not lost; resuming it (its settings file's event) requests it, with its
+    partition; a mapping set later re-runs it with every file, without an upload."""
+    _tick(ticker, landing)
+    no_listing()
+    store = landing_store_from_uri(f"s3://{landing[0]}/drops")
+    tenant_store.save(store, TenantSettings("pausedco", settings_version=1, status=PAUSED))
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=landing[0], Key="drops/pausedco/deals.csv", Body=ACME["deals.csv"])
+    held = _tick(ticker, landing)
+    assert held.run_requests == [] and "tenant paused" in held.skip_message
+    assert _tick(ticker, landing).run_requests == []
+    tenant_store.save(store, TenantSettings("pausedco", settings_version=2))
+    (resumed,) = _tick(ticker, landing).run_requests
+    assert resumed.partition_key == "pausedco"  # its first drop: every file
+    assert resumed.run_key == f"pausedco:{resumed.tags['jf/files']}:1"
+    assert ticker.instance.has_dynamic_partition("tenants", "pausedco")
+    mapping = {"deals": {"Notes": "description"}}
+    tenant_store.save(store, TenantSettings("pausedco", settings_version=3, column_mapping=mapping))
+    (mapped,) = _tick(ticker, landing).run_requests
+    assert mapped.partition_key == "pausedco" and mapped.tags["jf/files"].endswith(
+        "/" + TenantSettings("pausedco", column_mapping=mapping).token
+    )
+    assert mapped.tags["jf/changed"] == ",".join(sorted(FILE_NAMES))
 
 
 def test_jf_events_setup_prints_the_setting_and_can_run_again(s3_env, capsys):
