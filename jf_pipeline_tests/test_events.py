@@ -74,39 +74,6 @@ def no_listing(monkeypatch):
     return apply
 
 
-def test_setup_is_idempotent_and_keeps_other_notifications(landing, s3_env):
-    """`jf events setup` twice: one queue, our notification once (for the prefix, created
-    and removed objects), the bucket's other notifications kept, a policy that lets only
-    this bucket send."""
-    bucket, done = landing
-    s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    other = sqs.create_queue(QueueName=f"other-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    other_arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    config = s3.get_bucket_notification_configuration(Bucket=bucket)
-    config.pop("ResponseMetadata")
-    config["QueueConfigurations"].append(
-        {"Id": "theirs", "QueueArn": other_arn, "Events": ["s3:ObjectCreated:*"]}
-    )
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
-    again = jf_events.setup(bucket, "drops", done["events"].removeprefix("sqs://"), s3_env)
-    assert again == done
-    queues = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
-    assert sorted(q["Id"] for q in queues) == ["jf-landing-events", "theirs"]
-    ours = next(q for q in queues if q["Id"] == "jf-landing-events")
-    assert sorted(ours["Events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
-    assert ours["Filter"]["Key"]["FilterRules"][0]["Value"] == "drops/"
-    policy = json.loads(
-        sqs.get_queue_attributes(QueueUrl=done["queue_url"], AttributeNames=["Policy"])[
-            "Attributes"
-        ]["Policy"]
-    )
-    (statement,) = policy["Statement"]
-    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
-    assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{bucket}"
-
-
 def test_an_upload_arrives_as_an_event_and_a_duplicate_or_redelivery_makes_no_second_run(
     landing, ticker, no_listing
 ):
@@ -256,21 +223,45 @@ def test_a_paused_tenants_upload_waits_for_its_resume_and_settings_plan_it(
     assert mapped.tags["jf/changed"] == ",".join(sorted(FILE_NAMES))
 
 
-def test_jf_events_setup_prints_the_setting_and_can_run_again(s3_env, capsys):
-    """`jf events setup` as an operator runs it: twice gives the same queue and one
-    notification; a local landing zone or a bad queue name is a usage error."""
+def test_jf_events_setup_is_idempotent_keeps_other_notifications_and_says_what_to_set(
+    s3_env, capsys
+):
+    """`jf events setup` as an operator runs it: twice gives the same queue and our
+    notification once (for the prefix, created and removed objects), the bucket's other
+    notifications kept, a queue policy that lets only this bucket send; a local landing
+    zone or a bad queue name is a usage error."""
     from jf_pipeline.cli import main
 
     bucket = f"cli-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3.create_bucket(Bucket=bucket)
+    other = sqs.create_queue(QueueName=f"other-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    other_arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    theirs = {"Id": "theirs", "QueueArn": other_arn, "Events": ["s3:ObjectCreated:*"]}
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [theirs]}
+    )
     assert main(["events", "setup", f"s3://{bucket}/landing"]) == 0
     first = capsys.readouterr().out
     assert f"JF_EVENTS=sqs://jf-landing-{bucket}" in first
     assert main(["events", "setup", f"s3://{bucket}/landing", "--json"]) == 0
     done = json.loads(capsys.readouterr().out)
     assert done["events"] == f"sqs://jf-landing-{bucket}" and done["queue_url"] in first
-    config = boto3.client("s3").get_bucket_notification_configuration(Bucket=bucket)
-    assert [q["Id"] for q in config["QueueConfigurations"]] == ["jf-landing-events"]
+    queues = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
+    assert sorted(q["Id"] for q in queues) == ["jf-landing-events", "theirs"]
+    ours = next(q for q in queues if q["Id"] == "jf-landing-events")
+    assert sorted(ours["Events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    assert ours["Filter"]["Key"]["FilterRules"][0]["Value"] == "landing/"
+    policy = json.loads(
+        sqs.get_queue_attributes(QueueUrl=done["queue_url"], AttributeNames=["Policy"])[
+            "Attributes"
+        ]["Policy"]
+    )
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{bucket}"
     assert main(["events", "setup", "data/landing"]) == 2
     assert main(["events", "setup", f"s3://{bucket}", "--queue", "bad name\x1b[31m"]) == 2
     err = capsys.readouterr().err
