@@ -13,6 +13,8 @@ import uuid
 
 import boto3
 import pytest
+from dagster import DagsterRun, DagsterRunStatus
+from dagster._core.utils import make_new_run_id
 
 from jf_pipeline import events as jf_events
 from jf_pipeline import tenants as tenant_store
@@ -121,6 +123,20 @@ def test_an_upload_arrives_as_an_event_and_a_duplicate_or_redelivery_makes_no_se
     assert _tick(ticker, landing).run_requests == []
     assert _tick(ticker, landing).run_requests == []
     assert _messages(landing) == 0
+    # Its run failed before publishing: an event tick requests the drop again after the
+    # backoff (reading only that tenant's state), as a listing tick does.
+    run = ticker.instance.add_run(
+        DagsterRun(
+            job_name="ingest_tenant",
+            run_id=make_new_run_id(),
+            tags={"jf/tenant": "acme", "jf/files": request.tags["jf/files"]},
+            status=DagsterRunStatus.STARTED,
+        )
+    )
+    ticker.instance.report_run_failed(run)
+    ticker.advance(61)
+    (retry,) = _tick(ticker, landing).run_requests
+    assert retry.run_key.startswith(f"acme:{request.tags['jf/files']}:retry-1:")
 
 
 def test_a_lost_notification_is_caught_by_the_next_full_listing(landing, ticker):
