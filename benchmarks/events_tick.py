@@ -45,7 +45,7 @@ from jf_pipeline import sensors
 from jf_pipeline.core.events import TenantState, listed_state
 from jf_pipeline.core.landing import LandingFile, TenantCursor, file_versions, survey
 from jf_pipeline.definitions import defs
-from jf_pipeline.landing_state import LandingState, make_cursor
+from jf_pipeline.landing_state import LandingState, make_cursor, namespace_of
 from jf_pipeline.resources import S3LandingStore, SensorPolicy
 
 LANDING_SENSOR, _ = sensors.build_sensors(interval_seconds=15)
@@ -157,7 +157,12 @@ def measure(n: int, changes: list[int], latency_uploads: int, interval: float, s
             )
             for t, files in found.tenants.items()
         }
-        cursor = make_cursor(LandingState(instance.run_storage, 0).stage(seeded, set()), None)
+        cursor = make_cursor(
+            LandingState(instance.run_storage, 0, namespace_of(store.describe())).stage(
+                seeded, set()
+            ),
+            None,
+        )
         start = time.perf_counter()
         data = tick(instance, store, evented, cursor)  # start-up: a full listing
         row["first_listing_s"] = round(time.perf_counter() - start, 2)

@@ -1,8 +1,8 @@
 """The landing sensor's per-tenant state, out of its cursor (issue 18).
 
 Where: the Dagster instance's key-value table (`run_storage.get_cursor_values` /
-`set_cursor_values`), one row per tenant under `jf/landing/v1/t/<tenant>`. It is the
-instance's own storage, so it is as durable as the run history and needs nothing new to
+`set_cursor_values`), one row per tenant under `jf/landing/v1/<landing zone>/t/<tenant>`.
+It is the instance's own storage, so it is as durable as the run history and needs nothing new to
 deploy: PostgreSQL in production (`deploy/dagster.yaml`), SQLite under `make dev`, and the
 code server, where sensors are evaluated, already reaches it. A state file next to the
 Dagster storage would need a volume shared by the code server's pods, and the warehouse
@@ -25,17 +25,40 @@ a message is never deleted before its runs are requested.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 
 from jf_pipeline.core.events import TenantState
 
 PREFIX = "jf/landing/v1/"
-TENANT_PREFIX = PREFIX + "t/"
-PENDING_KEY = PREFIX + "pending"
+"""Keys are `PREFIX<landing zone>/...`: `<landing zone>` is 8 hex chars of the landing zone's
+description (`namespace_of`), so sensors of several landing zones (shards, as code locations
+on one instance) never share a row."""
+TENANT = "t/"
+PENDING = "pending"
 """The tenants with a drop waiting to settle: the ticks between listings plan them."""
-JOURNAL_KEY = PREFIX + "journal"
+JOURNAL = "journal"
 """The last tick's generation, the rows it staged and the SQS receipt handles it consumed."""
+
+
+def namespace_of(landing_description: str) -> str:
+    """The key namespace of one landing zone (`LandingStore.describe()`)."""
+    return hashlib.sha256(landing_description.encode()).hexdigest()[:8]
+
+
+def tenant_key(namespace: str, tenant: str) -> str:
+    return f"{PREFIX}{namespace}/{TENANT}{tenant}"
+
+
+def journal_key(namespace: str) -> str:
+    return f"{PREFIX}{namespace}/{JOURNAL}"
+
+
+def pending_key(namespace: str) -> str:
+    return f"{PREFIX}{namespace}/{PENDING}"
+
+
 READ_CHUNK = 5_000
 WRITE_CHUNK = 2_000
 CURSOR_VERSION = 2
@@ -58,8 +81,9 @@ class LandingState:
     this tick stages becomes visible at the next generation, once Dagster commits the
     tick's cursor."""
 
-    def __init__(self, storage, generation: int):
-        self.storage, self.generation = storage, generation
+    def __init__(self, storage, generation: int, namespace: str):
+        self.storage, self.generation, self.namespace = storage, generation, namespace
+        self.journal_key, self.pending_key = journal_key(namespace), pending_key(namespace)
         self._raw: dict[str, str | None] = {}
         self._before: dict[str, object] = {}
         self.committed_handles: list[str] = []
@@ -73,8 +97,8 @@ class LandingState:
         self._recover()
 
     def _recover(self) -> None:
-        raw = self.storage.get_cursor_values({JOURNAL_KEY}).get(JOURNAL_KEY)
-        self._raw[JOURNAL_KEY] = raw
+        raw = self.storage.get_cursor_values({self.journal_key}).get(self.journal_key)
+        self._raw[self.journal_key] = raw
         if raw is None:
             return
         journal = json.loads(raw)
@@ -91,7 +115,7 @@ class LandingState:
         self._write(rows)
         self.rolled_back = len(rows)
         cleared = {"g": journal["g"], "k": [], "h": []}
-        self._write({JOURNAL_KEY: json.dumps(cleared, separators=(",", ":"))})
+        self._write({self.journal_key: json.dumps(cleared, separators=(",", ":"))})
 
     # reading ------------------------------------------------------------------------------
 
@@ -110,7 +134,7 @@ class LandingState:
 
     def tenants(self, tenants: Iterable[str]) -> dict[str, TenantState]:
         """The committed state of each named tenant that has one."""
-        keys = {t: TENANT_PREFIX + t for t in tenants}
+        keys = {t: tenant_key(self.namespace, t) for t in tenants}
         self._read(keys.values())
         return {
             t: TenantState.from_json(self._before[k])
@@ -119,8 +143,8 @@ class LandingState:
         }
 
     def pending(self) -> set[str]:
-        self._read([PENDING_KEY])
-        return set(self._before[PENDING_KEY] or [])
+        self._read([self.pending_key])
+        return set(self._before[self.pending_key] or [])
 
     # writing ------------------------------------------------------------------------------
 
@@ -146,9 +170,11 @@ class LandingState:
         when given, and the journal naming them and this tick's consumed receipt handles,
         all visible at generation + 1. Returns the generation for the tick's cursor: the
         next one, or the same when nothing was staged."""
-        after_of = {TENANT_PREFIX + t: (s.to_json() if s else None) for t, s in changed.items()}
+        after_of = {
+            tenant_key(self.namespace, t): (s.to_json() if s else None) for t, s in changed.items()
+        }
         if pending is not None:
-            after_of[PENDING_KEY] = sorted(pending)
+            after_of[self.pending_key] = sorted(pending)
         self._read(after_of)
         new = max(self.generation, self.last_generation) + 1
         rows = {
@@ -159,7 +185,7 @@ class LandingState:
         if not rows and not consumed and not self.committed_handles:
             return self.generation  # nothing to stage: the cursor keeps its generation
         journal = {"g": new, "k": sorted(rows), "h": consumed or []}
-        self._write({JOURNAL_KEY: json.dumps(journal, separators=(",", ":"))})
+        self._write({self.journal_key: json.dumps(journal, separators=(",", ":"))})
         self._write(rows)
         self.written = len(rows)
         return new

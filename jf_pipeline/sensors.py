@@ -51,7 +51,7 @@ from jf_pipeline.core.landing import TenantCursor, file_versions, plan_tenant, s
 from jf_pipeline.core.tenant_settings import PAUSED, REMOVED, fingerprint, split_fingerprint
 from jf_pipeline.events import EventQueue
 from jf_pipeline.keys import PUBLISHED_KEYS, clean_key, raw_key
-from jf_pipeline.landing_state import LandingState, make_cursor, parse_cursor
+from jf_pipeline.landing_state import LandingState, make_cursor, namespace_of, parse_cursor
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore, S3LandingStore, SensorPolicy, Warehouse
 
@@ -245,7 +245,9 @@ def landing_tick(
     """The landing sensor's tick (see `build_sensors`): a listing of the landing zone, or
     with `JF_EVENTS` the queue's events (`event_tick`) between listings."""
     generation, reconciled_at, old_cursor = parse_cursor(context.cursor)
-    state_store = LandingState(context.instance.run_storage, generation)
+    state_store = LandingState(
+        context.instance.run_storage, generation, namespace_of(landing.describe())
+    )
     queue = event_queue(context, landing, sensor_policy)
     if queue is not None:
         if state_store.committed_handles:  # their tick was committed: runs are requested

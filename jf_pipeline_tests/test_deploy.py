@@ -38,7 +38,8 @@ from kubernetes import client as k8s
 from jf_pipeline import events, settings
 from jf_pipeline.assets import WAREHOUSE_POOL
 from jf_pipeline.cli import main
-from jf_pipeline.landing_state import TENANT_PREFIX
+from jf_pipeline.landing_state import namespace_of, tenant_key
+from jf_pipeline.resources import landing_store_from_uri
 from jf_pipeline.sensors import TENANT_TAG
 from jf_pipeline_tests import compose
 from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, free_port
@@ -240,7 +241,8 @@ def test_production_instance_on_postgres_publishes_s3_uploads(
         assert AssetKey("clean_accounts") in mapped.asset_selection  # settings: every file
         assert instance.get_latest_materialization_event(AssetKey("importable_deals"))
         # The sensor's per-tenant state is a row of the instance's key-value table.
-        assert instance.run_storage.get_cursor_values({TENANT_PREFIX + "acme"})
+        space = namespace_of(landing_store_from_uri(env["JF_LANDING"]).describe())
+        assert instance.run_storage.get_cursor_values({tenant_key(space, "acme")})
     # ... and directly in its tables; DAGSTER_HOME holds no SQLite storage.
     assert _run_statuses(postgres_server, database) == ["SUCCESS"] * 3
     assert not list(home.rglob("*.db"))

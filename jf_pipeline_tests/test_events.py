@@ -20,7 +20,7 @@ from jf_pipeline import events as jf_events
 from jf_pipeline import tenants as tenant_store
 from jf_pipeline.contract import FILE_NAMES
 from jf_pipeline.core.tenant_settings import PAUSED, TenantSettings
-from jf_pipeline.landing_state import JOURNAL_KEY
+from jf_pipeline.landing_state import journal_key, namespace_of
 from jf_pipeline.resources import S3LandingStore, landing_store_from_uri
 from jf_pipeline_tests.conftest import SAMPLE_LANDING
 from jf_pipeline_tests.test_sensor import Ticker
@@ -113,7 +113,8 @@ def test_an_upload_arrives_as_an_event_and_a_duplicate_or_redelivery_makes_no_se
     # The tick's result is lost: the next evaluation starts from the committed cursor and
     # the message comes back (made visible now instead of after the visibility timeout).
     ticker.cursor = committed
-    journal = json.loads(ticker.instance.run_storage.get_cursor_values({JOURNAL_KEY})[JOURNAL_KEY])
+    key = journal_key(namespace_of(landing_store_from_uri(f"s3://{landing[0]}/drops").describe()))
+    journal = json.loads(ticker.instance.run_storage.get_cursor_values({key})[key])
     for handle in journal["h"]:
         sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
     again = _tick(ticker, landing)

@@ -19,7 +19,7 @@ from dagster import build_sensor_context, instance_for_test
 from jf_pipeline import sensors
 from jf_pipeline.contract import FILE_NAMES
 from jf_pipeline.definitions import defs
-from jf_pipeline.landing_state import TENANT_PREFIX
+from jf_pipeline.landing_state import namespace_of, tenant_key
 from jf_pipeline.resources import LocalLandingStore, SensorPolicy
 from jf_pipeline.sensors import build_sensors
 from jf_pipeline_tests.conftest import SAMPLE_TENANTS
@@ -251,7 +251,8 @@ def test_the_cursor_stays_small_and_each_tenant_has_one_short_state_row(ticker, 
     small = ticker.cursor
     assert len(small) < 40
     storage = ticker.instance.run_storage
-    keys = {f"{TENANT_PREFIX}t{i:03d}" for i in range(200)} | {f"{TENANT_PREFIX}acme"}
+    space = namespace_of(LocalLandingStore(root=str(landing_root)).describe())
+    keys = {tenant_key(space, f"t{i:03d}") for i in range(200)} | {tenant_key(space, "acme")}
     rows = storage.get_cursor_values(keys)
     assert len(rows) == 201 and all(len(v) < 120 for v in rows.values())
     ticker.tick()
@@ -282,12 +283,11 @@ def test_an_old_json_cursor_is_migrated_without_new_runs(ticker, landing_root):
     run with the next run key."""
     first = ticker.tick()
     keys = {r.partition_key: r.run_key for r in first.run_requests}
+    space = namespace_of(LocalLandingStore(root=str(landing_root)).describe())
     rows = ticker.instance.run_storage.get_cursor_values(
-        {TENANT_PREFIX + t for t in SAMPLE_TENANTS}
+        {tenant_key(space, t) for t in SAMPLE_TENANTS}
     )
-    old = {
-        key.removeprefix(TENANT_PREFIX): json.loads(value)["s"]["c"] for key, value in rows.items()
-    }
+    old = {key.rsplit("/", 1)[1]: json.loads(value)["s"]["c"] for key, value in rows.items()}
     assert all(isinstance(v, str) and "~1" in v for v in old.values())
     with instance_for_test() as fresh:  # the old deployment's instance: no state rows
         fresh.add_dynamic_partitions("tenants", list(SAMPLE_TENANTS))
