@@ -186,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="print JSON for scripts")
     _history_parser(commands)
     _onboarding_commands(commands)
+    _events_commands(commands)
     return parser
 
 
@@ -459,6 +460,61 @@ def _dagster_instance():
         return DagsterInstance.get()
     except (DagsterHomeNotSetError, OSError):
         return None
+
+
+def _events_commands(commands) -> None:
+    """`jf events setup` (issue 18)."""
+    events = commands.add_parser(
+        "events",
+        help="S3 event notifications for the landing sensor (JF_EVENTS)",
+        description="S3 event notifications for the landing sensor (JF_EVENTS).",
+    )
+    events_commands = events.add_subparsers(dest="events_command", required=True)
+    setup = events_commands.add_parser(
+        "setup",
+        help="create the SQS queue, its policy and the bucket's notification (idempotent)",
+        description="Create (or update) the SQS queue, its access policy (the bucket may "
+        "send) and the bucket's notification of created and removed objects under the "
+        "landing prefix; then set JF_EVENTS to the value printed. Safe to run again.",
+        epilog="Exit codes: 0 done; 1 AWS refused a step; 2 bad usage.",
+    )
+    setup.add_argument("landing_uri", help="s3://bucket/prefix, as in JF_LANDING")
+    setup.add_argument("--queue", help="the queue's name (default: jf-landing-<bucket>)")
+    setup.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def events_setup(landing_uri: str, queue: str | None, as_json: bool) -> int:
+    """`jf events setup`: see `jf_pipeline.events.setup`."""
+    import re
+
+    from jf_pipeline import events
+    from jf_pipeline.resources import _split_s3_uri, s3_from_env
+
+    if not landing_uri.startswith("s3://"):
+        print("jf events setup needs an S3 landing zone: s3://bucket/prefix", file=sys.stderr)
+        return 2
+    try:
+        bucket, prefix = _split_s3_uri(landing_uri)
+    except ValueError as exc:
+        print(terminal_safe(str(exc)), file=sys.stderr)
+        return 2
+    name = queue or re.sub(r"[^A-Za-z0-9_-]", "-", f"jf-landing-{bucket}")[:80]
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", name):
+        print(f"{terminal_safe(repr(name))} is not an SQS queue name", file=sys.stderr)
+        return 2
+    s3 = s3_from_env()
+    try:
+        done = events.setup(bucket, prefix, name, s3.endpoint_url, s3.region_name)
+    except Exception as exc:  # botocore's ClientError and its relatives: one line, exit 1
+        print(f"jf events setup failed: {terminal_safe(one_line(exc))}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(done, indent=1))
+    else:
+        print(f"queue        {done['queue_url']}")
+        print(f"notification s3://{bucket}/{done['prefix']} created and removed objects")
+        print(f"now set      JF_EVENTS={done['events']}")
+    return 0
 
 
 def _format_table(rows: list[dict]) -> str:
@@ -1012,6 +1068,8 @@ def main(argv: list[str] | None = None) -> int:
         return approve_command(
             args.tenant_id, args.landing, args.warehouse, args.workspace, args.wait, args.json
         )
+    if args.command == "events":
+        return events_setup(args.landing_uri, args.queue, args.json)
     if args.command == "ingest":
         if args.approve and not args.tenant:
             print(

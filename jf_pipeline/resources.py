@@ -594,6 +594,24 @@ class S3LandingStore(LandingStore):
             for tenant, name, obj in self._objects(client, self._base)
         ]
 
+    def list_tenant(self, tenant: str) -> list[LandingFile]:
+        """`list_files` for one tenant's folder (the event-driven sensor's re-listing)."""
+        if not is_valid_tenant_id(tenant):
+            raise ValueError(f"invalid tenant id {tenant!r}")
+        client = self.s3.get_client()
+        return [
+            LandingFile(
+                tenant=found,
+                name=name,
+                key=obj["Key"],
+                version=obj["ETag"].strip('"'),
+                size=obj["Size"],
+                modified=obj.get("LastModified"),
+            )
+            for found, name, obj in self._objects(client, f"{self._base}{tenant}/")
+            if found == tenant
+        ]
+
     def read(self, tenant: str, name: str) -> LandingObject | None:
         _check_names(tenant, name)
         client = self.s3.get_client()
@@ -764,10 +782,21 @@ class SensorPolicy(ConfigurableResource):
     rerequest_backoff_seconds: float = 60.0
     """A drop whose run failed before publishing is requested again after this, then
     twice and four times as long."""
+    events: str = ""
+    """`JF_EVENTS`: the SQS queue of the landing bucket's notifications; empty: list the
+    landing zone every tick."""
+    reconcile_seconds: float = float(settings.SETTINGS["JF_RECONCILE_SECONDS"].default)
+    """With events: seconds between full listings (one also runs at start-up)."""
+    events_wait_seconds: float = 1.0
+    """With events: how long a tick long-polls an empty queue."""
 
 
 def sensor_policy_from_env() -> SensorPolicy:
-    return SensorPolicy(settle_seconds=float(settings.get("JF_SETTLE_SECONDS")))
+    return SensorPolicy(
+        settle_seconds=float(settings.get("JF_SETTLE_SECONDS")),
+        events=settings.get("JF_EVENTS"),
+        reconcile_seconds=float(settings.get("JF_RECONCILE_SECONDS")),
+    )
 
 
 class Warehouse(ConfigurableResource):

@@ -62,6 +62,19 @@ SETTINGS: dict[str, Setting] = {
             "A tenant's files must be unchanged this long before a run is requested",
         ),
         Setting(
+            "JF_EVENTS",
+            "",
+            "S3 event notifications: sqs://<queue name> or the queue's URL (`jf events setup` "
+            "creates it); the sensor drains it instead of listing the bucket every tick. "
+            "Empty: list every tick",
+        ),
+        Setting(
+            "JF_RECONCILE_SECONDS",
+            "3600",
+            "With JF_EVENTS: seconds between full listings that catch lost notifications "
+            "(one also runs at start-up)",
+        ),
+        Setting(
             "JF_MAX_FILE_MB",
             str(DEFAULT_MAX_FILE_BYTES // 2**20),
             "Larger landing files are rejected whole",

@@ -147,7 +147,9 @@ def test_the_code_location_and_its_runs_import_only_what_they_need(landing_root,
     tenant through `jf ingest` loads the S3, Kubernetes or PostgreSQL packages, pyarrow,
     numpy or pandas (together 1-3 s per process here). With both on S3, building the
     resources still loads no S3 library (the first client does), and never dagster_aws
-    (our IO manager and S3 resource use boto3 directly). Measured: benchmarks/startup.py."""
+    (our IO manager and S3 resource use boto3 directly); nor does turning on S3 events
+    (`JF_EVENTS`: the SQS client is made by the first tick). Measured:
+    benchmarks/startup.py."""
     code = (
         "import os, sys, jf_pipeline.cli, jf_pipeline.definitions as d\n"
         f"heavy = {HEAVY_MODULES!r}\n"
@@ -155,7 +157,8 @@ def test_the_code_location_and_its_runs_import_only_what_they_need(landing_root,
         "rc = jf_pipeline.cli.main(['ingest', '--landing', sys.argv[1], '--warehouse', "
         "sys.argv[2], '--tenant', 'initech', '--json'])\n"
         "ran = sorted(m for m in heavy if m in sys.modules)\n"
-        "os.environ.update(JF_LANDING='s3://bucket/landing', JF_STORAGE='s3://bucket/st')\n"
+        "os.environ.update(JF_LANDING='s3://bucket/landing', JF_STORAGE='s3://bucket/st', "
+        "JF_EVENTS='sqs://landing-events')\n"
         "d.build_resources()\n"
         "print(loaded, ran, rc, sorted(m for m in heavy if m in sys.modules))"
     )

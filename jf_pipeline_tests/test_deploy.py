@@ -35,9 +35,11 @@ from dagster_k8s import K8sRunLauncher
 from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
 from kubernetes import client as k8s
 
-from jf_pipeline import settings
+from jf_pipeline import events, settings
 from jf_pipeline.assets import WAREHOUSE_POOL
 from jf_pipeline.cli import main
+from jf_pipeline.landing_state import namespace_of, tenant_key
+from jf_pipeline.resources import landing_store_from_uri
 from jf_pipeline.sensors import TENANT_TAG
 from jf_pipeline_tests import compose
 from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, free_port
@@ -96,11 +98,13 @@ def test_production_instance_on_postgres_publishes_s3_uploads(
     tmp_path, s3_env, postgres_server, capsys
 ):
     """deploy/dagster.yaml as shipped, on a real PostgreSQL: the sensor's real ticks in the
-    real daemon see uploads to S3, queued runs publish them, an overwrite re-runs only the
-    changed file's assets, and runs, sensor state and asset history live in PostgreSQL.
+    real daemon see uploads to S3 (as S3 event notifications through SQS, issue 18: the
+    next full listing is an hour away), queued runs publish them, an overwrite re-runs only
+    the changed file's assets, and runs, sensor state and asset history live in PostgreSQL.
     Onboarding (#13) on the way: the tenant is added with `jf tenant add` and uploads with
     its own key; an upload while it is paused publishes nothing until `jf tenant resume`;
-    a mapping set with `jf tenant set` re-runs it without an upload and changes its rows."""
+    a mapping set with `jf tenant set` re-runs it without an upload and changes its rows.
+    The sensor deletes every event message it consumed."""
     database = postgres_server.create_database()
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -113,6 +117,10 @@ def test_production_instance_on_postgres_publishes_s3_uploads(
     bucket = f"jf-{uuid.uuid4().hex[:12]}"
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=bucket)
+    # Uploads reach the sensor as S3 event notifications through SQS (issue 18): the first
+    # tick lists (start-up), the overwrite is seen through its event alone (the next
+    # listing is an hour away), and the sensor deletes every message it consumed.
+    queue = events.setup(bucket, "landing", f"q-{bucket}", s3_env, "us-east-1")
     warehouse = str(tmp_path / "warehouse" / "warehouse.duckdb")
     env = {
         **os.environ,
@@ -123,6 +131,8 @@ def test_production_instance_on_postgres_publishes_s3_uploads(
         "JF_WAREHOUSE": warehouse,
         "JF_SENSOR_INTERVAL": "2",
         "JF_SETTLE_SECONDS": "1",
+        "JF_EVENTS": queue["events"],
+        "JF_RECONCILE_SECONDS": "3600",
     }
     assert INSTANCE_ENV <= set(env)
     landing = ["--landing", env["JF_LANDING"]]
@@ -202,6 +212,12 @@ def test_production_instance_on_postgres_publishes_s3_uploads(
             [code, daemon],
             logs,
         )
+        _wait_for(
+            "the sensor to delete the event messages it consumed",
+            lambda: _queued(queue["queue_url"]) == 0,
+            [code, daemon],
+            logs,
+        )
         # The snapshot is swapped before the run's last events: let all runs end first.
         _wait_for(
             "all runs to end",
@@ -224,6 +240,9 @@ def test_production_instance_on_postgres_publishes_s3_uploads(
         assert AssetKey("clean_accounts") not in second.asset_selection  # read from S3
         assert AssetKey("clean_accounts") in mapped.asset_selection  # settings: every file
         assert instance.get_latest_materialization_event(AssetKey("importable_deals"))
+        # The sensor's per-tenant state is a row of the instance's key-value table.
+        space = namespace_of(landing_store_from_uri(env["JF_LANDING"]).describe())
+        assert instance.run_storage.get_cursor_values({tenant_key(space, "acme")})
     # ... and directly in its tables; DAGSTER_HOME holds no SQLite storage.
     assert _run_statuses(postgres_server, database) == ["SUCCESS"] * 3
     assert not list(home.rglob("*.db"))
@@ -231,6 +250,15 @@ def test_production_instance_on_postgres_publishes_s3_uploads(
     assert {"clean_deals", "clean_accounts", "clean_contacts"} <= {
         o["Key"].split("/")[1] for o in stored
     }
+
+
+def _queued(queue_url: str) -> int:
+    """Messages in the queue, visible or received and not yet deleted."""
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
 
 
 def _run_statuses(server, database: str) -> list[str]:

@@ -14,11 +14,12 @@ import time
 from unittest import mock
 
 import pytest
-from dagster import build_sensor_context
+from dagster import build_sensor_context, instance_for_test
 
 from jf_pipeline import sensors
 from jf_pipeline.contract import FILE_NAMES
 from jf_pipeline.definitions import defs
+from jf_pipeline.landing_state import namespace_of, tenant_key
 from jf_pipeline.resources import LocalLandingStore, SensorPolicy
 from jf_pipeline.sensors import build_sensors
 from jf_pipeline_tests.conftest import SAMPLE_TENANTS
@@ -36,6 +37,8 @@ class Ticker:
     def __init__(self, instance, root, settle_seconds: float = 0.0):
         self.instance, self.root, self.cursor, self.offset = instance, root, None, 0.0
         self.settle_seconds = settle_seconds
+        self.policy: dict = {}
+        """More `SensorPolicy` fields (the event queue of test_events.py)."""
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
@@ -60,7 +63,9 @@ class Ticker:
                 cursor=self.cursor,
                 resources={
                     "landing": store,
-                    "sensor_policy": SensorPolicy(settle_seconds=self.settle_seconds),
+                    "sensor_policy": SensorPolicy(
+                        settle_seconds=self.settle_seconds, **self.policy
+                    ),
                 },
                 definitions=defs,
             ) as context,
@@ -236,17 +241,65 @@ def test_a_tenant_never_cleaned_gets_every_asset_even_for_one_file(ticker, landi
     assert len(request.asset_selection) == 2 * len(FILE_NAMES) + 4
 
 
-def test_cursor_stays_one_short_entry_per_tenant(ticker, landing_root):
+def test_the_cursor_stays_small_and_each_tenant_has_one_short_state_row(ticker, landing_root):
+    """Issue 18: the per-tenant state is in the instance's key-value table, not the cursor;
+    the cursor is a few bytes at any number of tenants, and a steady tick writes no row."""
     for i in range(200):
         (landing_root / f"t{i:03d}").mkdir()
         (landing_root / f"t{i:03d}" / "deals.csv").write_text(f"Name\n{i}\n")
     ticker.tick()
+    small = ticker.cursor
+    assert len(small) < 40
+    storage = ticker.instance.run_storage
+    space = namespace_of(LocalLandingStore(root=str(landing_root)).describe())
+    keys = {tenant_key(space, f"t{i:03d}") for i in range(200)} | {tenant_key(space, "acme")}
+    rows = storage.get_cursor_values(keys)
+    assert len(rows) == 201 and all(len(v) < 120 for v in rows.values())
     ticker.tick()
-    entries = json.loads(ticker.cursor)
-    assert len(entries) == 204
-    # "accounts.contacts.deals.users" fingerprints, 8 hex chars or "-" each: never a key history.
-    assert all(isinstance(v, str) and len(v) <= 9 * len(FILE_NAMES) - 1 for v in entries.values())
-    assert len(ticker.cursor) < 60 * len(entries)
+    assert ticker.cursor == small  # nothing changed: nothing staged, same generation
+    assert storage.get_cursor_values(keys) == rows
+
+
+def test_a_tick_whose_result_was_lost_is_decided_again_with_the_same_run_keys(ticker, landing_root):
+    """The state rows are written during the tick, before Dagster commits its cursor and
+    run requests. A tick whose result is lost (the daemon died in between) must not leave
+    its decisions behind: evaluated again from the committed cursor it requests the same
+    runs with the same keys (Dagster skips a key it has), and nothing is lost."""
+    ticker.tick()
+    committed = ticker.cursor
+    path = landing_root / "acme" / "deals.csv"
+    path.write_bytes(path.read_bytes() + b"\n")
+    lost = ticker.tick()
+    (request,) = lost.run_requests
+    ticker.cursor = committed  # the daemon never stored that tick
+    again = ticker.tick()
+    assert [(r.partition_key, r.run_key) for r in again.run_requests] == [("acme", request.run_key)]
+    assert ticker.tick().run_requests == []
+
+
+def test_an_old_json_cursor_is_migrated_without_new_runs(ticker, landing_root):
+    """A cursor written before issue 18 (one entry per tenant) is moved into the state
+    table on the first tick: the same drops request nothing, a changed one requests its
+    run with the next run key."""
+    first = ticker.tick()
+    keys = {r.partition_key: r.run_key for r in first.run_requests}
+    space = namespace_of(LocalLandingStore(root=str(landing_root)).describe())
+    rows = ticker.instance.run_storage.get_cursor_values(
+        {tenant_key(space, t) for t in SAMPLE_TENANTS}
+    )
+    old = {key.rsplit("/", 1)[1]: json.loads(value)["s"]["c"] for key, value in rows.items()}
+    assert all(isinstance(v, str) and "~1" in v for v in old.values())
+    with instance_for_test() as fresh:  # the old deployment's instance: no state rows
+        fresh.add_dynamic_partitions("tenants", list(SAMPLE_TENANTS))
+        migrated = Ticker(fresh, landing_root)
+        migrated.cursor = json.dumps(old)
+        assert migrated.tick().run_requests == []
+        assert len(migrated.cursor) < 40
+        path = landing_root / "acme" / "deals.csv"
+        path.write_bytes(path.read_bytes() + b"\n")
+        (request,) = migrated.tick().run_requests
+        assert request.run_key == f"acme:{request.tags['jf/files']}:2"
+        assert keys["acme"].endswith(":1")
 
 
 def test_a_tick_that_requests_nothing_says_why(ticker, landing_root, monkeypatch):
