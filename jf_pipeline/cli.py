@@ -30,7 +30,6 @@ import duckdb
 import polars as pl
 
 from jf_pipeline import warehouse as wh
-from jf_pipeline.approval import approval_run_config
 from jf_pipeline.contract import is_valid_tenant_id
 from jf_pipeline.core.landing import file_versions, survey
 from jf_pipeline.settings import get as setting
@@ -543,6 +542,7 @@ def ingest(
     # and sql start in a fraction of the time without them).
     from dagster import DagsterInstance, materialize, mem_io_manager
 
+    from jf_pipeline.approval import approval_run_config
     from jf_pipeline.definitions import all_assets, build_resources
     from jf_pipeline.partitions import tenants as tenants_partitions
     from jf_pipeline.resources import landing_store_from_uri, warehouse_from_path

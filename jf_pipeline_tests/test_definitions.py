@@ -193,3 +193,25 @@ def test_sensor_timing_is_read_when_the_definitions_are_wired_not_at_import():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[7, 7] 3.5", out.stdout + out.stderr
+
+
+def test_the_analysts_jf_commands_start_without_dagster(sample_warehouse):
+    """`jf status`, `jf rejects` and `jf sql` are what analysts and account managers run
+    all day: they must not import Dagster or the code location (about 0.5 s more per
+    command on a quiet machine; measured by benchmarks/startup.py). A module-level import in
+    cli.py of anything that imports dagster (the approval job's config did) breaks this."""
+    code = (
+        "import sys, jf_pipeline.cli as cli\n"
+        "for args in (['status'], ['rejects', 'initech'], ['sql', 'select 1']):\n"
+        "    cli.main([*args, '--warehouse', sys.argv[1]])\n"
+        "print(sorted(m for m in ('dagster', 'jf_pipeline.definitions', 'boto3') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, sample_warehouse.warehouse],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:] + out.stderr
