@@ -145,6 +145,22 @@ def explain_tick(
     return lines or ["no tenant folders in the landing zone"]
 
 
+def drop_request(tenant: str, state: TenantCursor, changed, datasets: set[str]) -> RunRequest:
+    """The run request for a tenant's settled drop, the same from a listing tick and an
+    event tick: its run key counts the tenant's requests, so a re-delivered event or a
+    repeated tick never makes a second run."""
+    return RunRequest(
+        partition_key=tenant,
+        run_key=run_key(tenant, state.requested, state.requests),
+        asset_selection=assets_for(datasets),
+        tags={
+            TENANT_TAG: tenant,
+            FILES_TAG: state.requested,
+            "jf/changed": ",".join(changed),
+        },
+    )
+
+
 def run_key(tenant: str, fingerprint: str, requests: int) -> str:
     """Same drop on a repeated tick -> same key (no duplicate run). `requests` counts the
     tenant's requested runs (the cursor keeps it), so a drop that returns to an earlier
@@ -317,18 +333,7 @@ def landing_tick(
         datasets |= {
             d for d, missing in never_cleaned.items() if tenant in missing or tenant not in known
         }
-        requests.append(
-            RunRequest(
-                partition_key=tenant,
-                run_key=run_key(tenant, state.requested, state.requests),
-                asset_selection=assets_for(datasets),
-                tags={
-                    TENANT_TAG: tenant,
-                    FILES_TAG: state.requested,
-                    "jf/changed": ",".join(changed),
-                },
-            )
-        )
+        requests.append(drop_request(tenant, state, changed, datasets))
     busy = {r.partition_key for r in requests}
     retried = rerequest_failed_drops(
         context, cursor, now, busy | set(skipped), sensor_policy.rerequest_backoff_seconds
@@ -540,18 +545,7 @@ def event_tick(
         datasets |= {
             d for d, missing in never_cleaned.items() if tenant in missing or tenant in new_tenants
         }
-        requests.append(
-            RunRequest(
-                partition_key=tenant,
-                run_key=run_key(tenant, state.requested, state.requests),
-                asset_selection=assets_for(datasets),
-                tags={
-                    TENANT_TAG: tenant,
-                    FILES_TAG: state.requested,
-                    "jf/changed": ",".join(changed),
-                },
-            )
-        )
+        requests.append(drop_request(tenant, state, changed, datasets))
     busy = set(changes)
     retried = rerequest_failed_drops(
         context,
