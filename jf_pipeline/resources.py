@@ -559,6 +559,18 @@ class S3(ConfigurableResource):
 _CLIENT_LOCK = threading.Lock()
 
 
+def _landing_file(tenant: str, name: str, obj: dict) -> LandingFile:
+    """A listed S3 object as a landing file (its ETag is the version)."""
+    return LandingFile(
+        tenant=tenant,
+        name=name,
+        key=obj["Key"],
+        version=obj["ETag"].strip('"'),
+        size=obj["Size"],
+        modified=obj.get("LastModified"),
+    )
+
+
 class S3LandingStore(LandingStore):
     """A landing zone under `s3://bucket/prefix`. Versions are the objects' ETags."""
 
@@ -583,14 +595,7 @@ class S3LandingStore(LandingStore):
     def list_files(self) -> list[LandingFile]:
         client = self.s3.get_client()
         return [
-            LandingFile(
-                tenant=tenant,
-                name=name,
-                key=obj["Key"],
-                version=obj["ETag"].strip('"'),
-                size=obj["Size"],
-                modified=obj.get("LastModified"),
-            )
+            _landing_file(tenant, name, obj)
             for tenant, name, obj in self._objects(client, self._base)
         ]
 
@@ -600,14 +605,7 @@ class S3LandingStore(LandingStore):
             raise ValueError(f"invalid tenant id {tenant!r}")
         client = self.s3.get_client()
         return [
-            LandingFile(
-                tenant=found,
-                name=name,
-                key=obj["Key"],
-                version=obj["ETag"].strip('"'),
-                size=obj["Size"],
-                modified=obj.get("LastModified"),
-            )
+            _landing_file(found, name, obj)
             for found, name, obj in self._objects(client, f"{self._base}{tenant}/")
             if found == tenant
         ]

@@ -221,17 +221,7 @@ def apply_change(current: TenantSettings, change: Change) -> TenantSettings:
     return updated
 
 
-SETTING_FIELDS = (
-    "status",
-    "column_mapping",
-    "day_order",
-    "stages",
-    "default_owner",
-    "guard_max_drop",
-    "import_report",
-    "iam_user",
-    "access_keys",
-)
+SETTING_FIELDS = ("status", *DATA_FIELDS, "iam_user", "access_keys")
 """The fields whose change is a change (makes a new settings version and is audited)."""
 
 
