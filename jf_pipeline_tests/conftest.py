@@ -25,6 +25,25 @@ hypothesis.settings.load_profile("jf")
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE_LANDING = PROJECT / "data" / "landing"
+
+
+def is_run_output(name: str) -> bool:
+    """A file a run writes into a tenant folder (import reports, summaries, error files and
+    their temporary files): `make dev` in this checkout leaves them in data/landing
+    (git-ignored). They are never part of the sample drops the tests copy."""
+    return name.lstrip(".").startswith("jointflows_")
+
+
+def sample_files(folder: Path) -> list[Path]:
+    """The sample drop's own files in a sample tenant folder, without run outputs."""
+    return sorted(p for p in folder.iterdir() if not is_run_output(p.name))
+
+
+def copy_samples(source: Path, target: Path) -> None:
+    """shutil.copytree of the sample landing zone or a tenant folder, without run outputs."""
+    shutil.copytree(source, target, ignore=lambda _, names: [n for n in names if is_run_output(n)])
+
+
 CORPORA = Path(__file__).resolve().parent / "corpora"
 SAMPLE_TENANTS = ["acme", "globex", "initech", "umbrella"]
 
@@ -33,7 +52,7 @@ SAMPLE_TENANTS = ["acme", "globex", "initech", "umbrella"]
 def landing_root(tmp_path: Path) -> Path:
     """A private copy of data/landing that a test may change."""
     root = tmp_path / "landing"
-    shutil.copytree(SAMPLE_LANDING, root)
+    copy_samples(SAMPLE_LANDING, root)
     return root
 
 
@@ -46,7 +65,7 @@ def landing_of(tmp_path: Path):
         root = tmp_path / "landing"
         root.mkdir(exist_ok=True)
         for tenant in tenants:
-            shutil.copytree(SAMPLE_LANDING / tenant, root / tenant)
+            copy_samples(SAMPLE_LANDING / tenant, root / tenant)
         return root
 
     return make
@@ -76,7 +95,7 @@ def sample_warehouse(tmp_path_factory) -> SampleWarehouse:
 
     base = tmp_path_factory.mktemp("sample")
     landing = base / "landing"
-    shutil.copytree(SAMPLE_LANDING, landing)
+    copy_samples(SAMPLE_LANDING, landing)
     warehouse = str(base / "warehouse.duckdb")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(["ingest", "--landing", str(landing), "--warehouse", warehouse]) == 0
@@ -104,7 +123,7 @@ def publish_samples(_published_templates, tmp_path_factory, warehouse_path):
         key = tuple(sorted(names))
         if key not in _published_templates:
             folder = tmp_path_factory.mktemp("published")
-            shutil.copytree(SAMPLE_LANDING, folder / "landing")
+            copy_samples(SAMPLE_LANDING, folder / "landing")
             with DagsterInstance.ephemeral() as inst:
                 for name in key:
                     result = run_tenant(

@@ -26,7 +26,13 @@ from dagster import DagsterInstance
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
-from jf_pipeline_tests.conftest import PROJECT, SAMPLE_LANDING, SAMPLE_TENANTS, free_port
+from jf_pipeline_tests.conftest import (
+    PROJECT,
+    SAMPLE_LANDING,
+    SAMPLE_TENANTS,
+    copy_samples,
+    free_port,
+)
 from jf_pipeline_tests.servers import BROWSER_HINT, chromium_executable, query_warehouse, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.daemon]
@@ -143,7 +149,7 @@ def test_make_dev_ingests_the_sample_tenants_and_the_ui_shows_them(tmp_path):
     picture the README shows."""
     chromium = _chromium()
     landing = tmp_path / "landing"
-    shutil.copytree(SAMPLE_LANDING, landing)
+    copy_samples(SAMPLE_LANDING, landing)
     with make_dev(tmp_path, JF_LANDING=str(landing)) as dev:
         dev.wait_for("the UI", dev.ui_up)
         # The newcomer's greeting: the address and what happens next are the last lines
@@ -283,7 +289,7 @@ def test_a_run_worker_killed_in_publish_frees_its_pool_slot_and_the_runs_go_on(t
     daemon, a slow in-place re-export of identical bytes (`_identical_reexport_in_place`)."""
     landing = tmp_path / "landing"
     landing.mkdir()
-    shutil.copytree(SAMPLE_LANDING / "acme", landing / "acme")
+    copy_samples(SAMPLE_LANDING / "acme", landing / "acme")
     warehouse = tmp_path / "warehouse.duckdb"
     build = tmp_path / "warehouse.build.duckdb"
     holder = subprocess.Popen(
@@ -313,7 +319,7 @@ def test_a_run_worker_killed_in_publish_frees_its_pool_slot_and_the_runs_go_on(t
                 holder.stdin.write("\n")
                 holder.stdin.flush()
                 holder.wait(timeout=30)
-                shutil.copytree(SAMPLE_LANDING / "globex", landing / "globex")
+                copy_samples(SAMPLE_LANDING / "globex", landing / "globex")
                 counts = "SELECT tenant_id, count(*) FROM importable_deals GROUP BY ALL"
                 dev.wait_for(
                     "acme (retried) and globex published",

@@ -22,7 +22,7 @@ from jf_pipeline.contract import FILE_NAMES
 from jf_pipeline.core.tenant_settings import PAUSED, TenantSettings
 from jf_pipeline.landing_state import journal_key, namespace_of
 from jf_pipeline.resources import S3LandingStore, landing_store_from_uri
-from jf_pipeline_tests.conftest import SAMPLE_LANDING
+from jf_pipeline_tests.conftest import SAMPLE_LANDING, sample_files
 from jf_pipeline_tests.test_sensor import Ticker
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def landing(s3_env):
     bucket, queue = f"ev-{uuid.uuid4().hex[:12]}", f"q-{uuid.uuid4().hex[:12]}"
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=bucket)
-    for path in (SAMPLE_LANDING / "acme").iterdir():
+    for path in sample_files(SAMPLE_LANDING / "acme"):
         s3.put_object(Bucket=bucket, Key=f"drops/acme/{path.name}", Body=path.read_bytes())
     done = jf_events.setup(bucket, "drops", queue, s3_env, "us-east-1")
     return bucket, done

@@ -6,7 +6,6 @@ error that changes nothing; `jf check` says what a run would publish and publish
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -14,7 +13,7 @@ from jf_pipeline import tenants
 from jf_pipeline.cli import main
 from jf_pipeline.contract import TABLES
 from jf_pipeline.resources import LocalLandingStore
-from jf_pipeline_tests.conftest import SAMPLE_LANDING, query
+from jf_pipeline_tests.conftest import SAMPLE_LANDING, copy_samples, query
 
 
 @pytest.fixture
@@ -108,7 +107,7 @@ def test_check_says_what_a_run_would_publish_and_publishes_nothing(jf, tmp_path)
     go-live: refused without the mapping, published with it; the warehouse is never
     written."""
     sample = tmp_path / "sample"
-    shutil.copytree(SAMPLE_LANDING / "acme", sample)
+    copy_samples(SAMPLE_LANDING / "acme", sample)
     deals = sample / "deals.csv"
     deals.write_text(deals.read_text().replace("deal_unique_id", "Opp Ref", 1))
     code, out, _ = jf("check", str(sample), "--tenant", "acme", "--warehouse", jf.warehouse)

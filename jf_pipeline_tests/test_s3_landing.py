@@ -13,7 +13,7 @@ import pytest
 
 from jf_pipeline.core.landing import survey
 from jf_pipeline.resources import S3, S3LandingStore, landing_store_from_uri
-from jf_pipeline_tests.conftest import SAMPLE_LANDING, query, run_tenant
+from jf_pipeline_tests.conftest import SAMPLE_LANDING, query, run_tenant, sample_files
 from jf_pipeline_tests.test_sensor import Ticker
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def bucket(s3_env):
     client = boto3.client("s3")
     client.create_bucket(Bucket=name)
     for tenant_dir in SAMPLE_LANDING.iterdir():
-        for path in tenant_dir.iterdir():
+        for path in sample_files(tenant_dir):
             client.put_object(
                 Bucket=name, Key=f"drops/{tenant_dir.name}/{path.name}", Body=path.read_bytes()
             )
