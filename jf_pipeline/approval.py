@@ -9,8 +9,8 @@ is never approved blindly: it is judged by the guard like any other.
 
 `jf approve TENANT` submits the same job through the Dagster instance (DAGSTER_HOME), so
 the run is queued, launched by the daemon and shown in the UI with the `jf/tenant` tag, like
-an approval launched from the launchpad. `jf ingest --approve` passes the same config to its
-in-process run. Every approved publish is recorded in `ingestions` (`approved`,
+an approval launched from the launchpad. `jf ingest --approve` makes the same approval without
+Dagster (`steps.ingest_tenant`). Every approved publish is recorded in `ingestions` (`approved`,
 `approved_by`, `approved_at`, `approved_version`).
 """
 

@@ -5,8 +5,6 @@ to the warehouse, report metadata for the Dagster UI.
 """
 
 import json
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import polars as pl
@@ -23,12 +21,14 @@ from dagster import (
     MetadataValue,
     Nothing,
     Output,
+    ResourceParam,
     RetryPolicy,
     TableColumn,
     TableSchema,
     multi_asset,
 )
 
+from jf_pipeline import steps
 from jf_pipeline import tenants as tenant_store
 from jf_pipeline.approval import ApprovalConfig
 from jf_pipeline.checks import (
@@ -38,32 +38,18 @@ from jf_pipeline.checks import (
     clean_check_specs,
     contacts_check_result,
     guard_check_result,
-    refusal_sentence,
 )
 from jf_pipeline.contract import DEALS, FILES, WAREHOUSE_TABLES, FileSpec, Table
-from jf_pipeline.core.cleaning import CleanTable, clean_table
-from jf_pipeline.core.landing import (
-    LandingFile,
-    file_token,
-    ignored_file_problems,
-    requested_token,
-)
-from jf_pipeline.core.plan import PublishPlan, PublishPolicy, RunInfo, plan_publish
-from jf_pipeline.core.problems import concat_problems, count_by_severity, file_problem
-from jf_pipeline.core.reading import ReadTable, empty_table, read_table
-from jf_pipeline.core.report import (
-    ERROR_FILES,
-    REPORT_CSV,
-    REPORT_HISTORY,
-    REPORT_SUMMARY,
-    dated_report_names,
-    reports_to_prune,
-    with_changes,
-)
+from jf_pipeline.core.checks import refusal_sentence
+from jf_pipeline.core.cleaning import CleanTable
+from jf_pipeline.core.landing import file_token, requested_token
+from jf_pipeline.core.plan import PublishPlan, PublishPolicy, RunInfo
+from jf_pipeline.core.problems import count_by_severity
 from jf_pipeline.core.tenant_settings import TenantSettings
 from jf_pipeline.keys import clean_key, clean_name, raw_key, raw_name
 from jf_pipeline.partitions import tenants
 from jf_pipeline.resources import LandingStore, Warehouse
+from jf_pipeline.steps import CleanFile, RawFile
 
 OUTCOME_TAG = "jf/outcome"
 """Run tag set once a publish attempt is logged in `ingestions` (sensors.py reads it)."""
@@ -71,10 +57,14 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 """Concurrency pool of every DuckDB writer; the instance config limits it to 1."""
 
 LANDING_RETRY = RetryPolicy(
-    max_retries=3, delay=1.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+    max_retries=steps.READ_RETRIES,
+    delay=steps.READ_RETRY_DELAY,
+    backoff=Backoff.EXPONENTIAL,
+    jitter=Jitter.PLUS_MINUS,
 )
-"""S3 throttling and dropped connections: retried after about 1, 2 and 4 s, on top of
-botocore's own retries; after that the tenant's run fails and the other tenants go on."""
+"""S3 throttling and dropped connections: retried after about 1, 3 and 7 s, on top of
+botocore's own retries; after that the tenant's run fails and the other tenants go on
+(`jf ingest` retries the same way: steps.retry_delay)."""
 
 RAW_GROUP, CLEAN_GROUP, WAREHOUSE_GROUP = "landing", "cleaning", "warehouse"
 OWNERS = ["team:data-engineering"]
@@ -98,30 +88,6 @@ _CLEAN_DESCRIPTIONS = {
     "contacts": "Contacts typed and validated, one row per contact id (last row wins).",
     "users": "CRM users typed and validated (id, name, e-mail), for resolving deal owners.",
 }
-
-
-@dataclass
-class RawFile:
-    """A landing file as read: the string table, what was read, and the reading problems."""
-
-    table: ReadTable
-    source: LandingFile | None
-
-
-@dataclass
-class CleanFile:
-    """What a `clean_*` asset hands the publish step: the core's clean table and the landing
-    file it was read from (the publish records which versions it published)."""
-
-    table: CleanTable
-    source: LandingFile | None
-
-    @classmethod
-    def of(cls, value) -> "CleanFile":
-        """Accept a clean table stored by an earlier version (a CleanTable carrying .source)."""
-        if isinstance(value, cls):
-            return value
-        return cls(value, getattr(value, "source", None))
 
 
 def _markdown(frame: pl.DataFrame, rows: int = 5) -> MetadataValue:
@@ -162,35 +128,6 @@ CLEAN_DOCS = {
 
 def _by_reason(problems: pl.DataFrame) -> dict[str, int]:
     return dict(sorted(problems.group_by("reason").len().iter_rows()))
-
-
-def _read_raw(
-    landing: LandingStore, tenant: str, spec: FileSpec, mapping: dict[str, str] | None = None
-) -> RawFile:
-    """One landing file as read; an absent file is an empty table (deals: rejected).
-    A refused file (a link, a pipe, too large, still changing) is rejected as a whole;
-    look-alike names (`Deals.csv`) become `ignored_file` warnings."""
-    obj = landing.read(tenant, spec.file_name)
-    source = obj.file if obj is not None else None
-    notices = ignored_file_problems(spec.file_name, source.ignored if source else ())
-    if obj is not None and obj.problem is not None:
-        reason, message = obj.problem
-        problems = concat_problems([file_problem(spec.file_name, reason, message), notices])
-        return RawFile(ReadTable(frame=empty_table(spec), rejected=True, problems=problems), source)
-    if obj is not None and obj.data is not None:
-        table = read_table(obj.data, spec, max_bytes=landing.max_file_bytes, mapping=mapping)
-        return RawFile(replace(table, problems=concat_problems([table.problems, notices])), source)
-    if spec is DEALS:
-        problems = file_problem(
-            spec.file_name,
-            "file_missing",
-            f"{spec.file_name} is missing from the landing folder; no deal can be "
-            "imported, and the previously published deals are kept",
-        )
-        problems = concat_problems([problems, notices])
-        return RawFile(ReadTable(frame=empty_table(spec), rejected=True, problems=problems), source)
-    table = ReadTable(frame=empty_table(spec), problems=notices, rejected=False)
-    return RawFile(table, source)
 
 
 class LandingChanged(RuntimeError):
@@ -285,35 +222,23 @@ def _clean_metadata(cleaned: CleanTable, dataset: str) -> dict:
     can_subset=True,
     retry_policy=LANDING_RETRY,
 )
-def read_and_clean(context: AssetExecutionContext, landing: LandingStore):
-    """Read and clean one tenant's landing files (the sensor selects the changed ones).
-
-    The files are processed at the same time, one thread each: the work is mostly polars
-    and hashing, which release the GIL, so a large tenant's deals and contacts use all
-    cores. A selected `clean_*` without its `raw_*` cleans the landing file as it is now.
+def read_and_clean(context: AssetExecutionContext, landing: ResourceParam[LandingStore]):
+    """Read and clean one tenant's landing files (the sensor selects the changed ones), one
+    thread each (`steps.read_and_clean`). A selected `clean_*` without its `raw_*` cleans
+    the landing file as it is now.
     """
     tenant = context.partition_key
     selected = context.selected_asset_keys
     specs = [s for s in FILES.values() if {raw_key(s.dataset), clean_key(s.dataset)} & selected]
     own = tenant_store.load(landing, tenant)  # the tenant's settings (jf tenant set)
-
-    def work(spec: FileSpec) -> tuple[RawFile, CleanFile | None]:
-        raw = _read_raw(landing, tenant, spec, own.mapping_for(spec.dataset))
-        _check_requested(context, spec, raw)
-        if clean_key(spec.dataset) not in selected:
-            return raw, None
-        deals = spec is DEALS
-        cleaned = clean_table(
-            raw.table,
-            spec,
-            day_order=own.day_order,
-            stages=own.stages if deals else (),
-            default_owner=own.default_owner if deals else None,
-        )
-        return raw, CleanFile(cleaned, raw.source)
-
-    with ThreadPoolExecutor(max_workers=max(len(specs), 1)) as pool:
-        results = list(pool.map(work, specs))
+    results = steps.read_and_clean(
+        landing,
+        tenant,
+        specs,
+        own,
+        clean=lambda spec: clean_key(spec.dataset) in selected,
+        check=lambda spec, raw: _check_requested(context, spec, raw),
+    )
     checks = context.selected_asset_check_keys
     for spec, (raw, cleaned) in zip(specs, results, strict=True):
         if raw_key(spec.dataset) in selected:
@@ -361,42 +286,6 @@ _PUBLISHED = {
 }
 
 
-def _write_error_files(context, landing: LandingStore, tenant: str, files: dict[str, bytes]):
-    """The Data Loader style error files of the drop's files with rows to fix; the other
-    error files (an earlier run's) are deleted (only our own ERROR_FILES names)."""
-    try:
-        for name, data in files.items():
-            landing.write(tenant, name, data)
-        for name in sorted(set(ERROR_FILES) - set(files)):
-            landing.delete_report(tenant, name)
-    except Exception as exc:  # noqa: BLE001 - as the report: never undoes a publish
-        context.log.warning(f"could not write the error files of {tenant}: {exc}")
-
-
-def _write_report(
-    context, landing: LandingStore, tenant: str, report: tuple[bytes, bytes], when: datetime
-):
-    """The customer's admin finds why rows were rejected next to their own files: the
-    latest report under fixed names, plus dated copies of the last REPORT_HISTORY runs'
-    (older dated copies are deleted). A failure here (e.g. no write permission on the
-    bucket) is logged, never fails the publish."""
-    try:
-        key = landing.write(tenant, REPORT_CSV, report[0])
-        landing.write(tenant, REPORT_SUMMARY, report[1])
-        dated_csv, dated_summary = dated_report_names(when)
-        landing.write(tenant, dated_csv, report[0])
-        landing.write(tenant, dated_summary, report[1])
-        context.log.info(f"import report for {tenant} written to {key} and {dated_csv}")
-    except Exception as exc:  # noqa: BLE001 - any storage error must not undo a publish
-        context.log.warning(f"could not write the import report for {tenant}: {exc}")
-        return
-    try:
-        for name in reports_to_prune(landing.dated_reports(tenant), REPORT_HISTORY):
-            landing.delete_report(tenant, name)
-    except Exception as exc:  # noqa: BLE001 - e.g. no s3:DeleteObject: old copies stay
-        context.log.warning(f"could not delete old import reports of {tenant}: {exc}")
-
-
 def table_schema(table: Table) -> TableSchema:
     """The table's columns with their types and the contract's descriptions."""
     return TableSchema(
@@ -435,8 +324,8 @@ def table_schema(table: Table) -> TableSchema:
 def publish_tenant(
     context: AssetExecutionContext,
     config: ApprovalConfig,
-    warehouse: Warehouse,
-    landing: LandingStore,
+    warehouse: ResourceParam[Warehouse],
+    landing: ResourceParam[LandingStore],
     clean_deals,
     clean_accounts,
     clean_contacts,
@@ -451,25 +340,20 @@ def publish_tenant(
     inputs = (clean_deals, clean_accounts, clean_contacts, clean_users)
     files = {d: CleanFile.of(v) for d, v in zip(FILES, inputs, strict=True)}
     own = tenant_store.load(landing, tenant)  # the tenant's settings (jf tenant set)
-    with warehouse.writer() as writer:
-        plan = plan_publish(
-            tenant,
-            {d: f.table for d, f in files.items()},
-            sources={d: f.source for d, f in files.items()},
-            state=writer.published_state(tenant),
-            policy=_policy(context, config, warehouse, own),
-            run=_run_info(context),
-        )
-        changes = writer.replace_tenant(tenant, plan.tables, plan.ingestion)
+    done = steps.publish(
+        warehouse,
+        tenant,
+        files,
+        _policy(context, config, warehouse, own),
+        lambda: _run_info(context),
+    )
+    plan = done.plan
     # The attempt is logged: the landing sensor must not re-request this drop (sensors.py).
     context.instance.add_run_tags(context.run.run_id, {OUTCOME_TAG: plan.outcome})
-    if landing.write_reports if own.import_report is None else own.import_report:
-        report = (plan.report[0], with_changes(plan.report[1], changes.get("importable_deals")))
-        _write_report(context, landing, tenant, report, plan.ingestion["finished_at"])
-        _write_error_files(context, landing, tenant, plan.error_files)
+    steps.write_customer_files(landing, tenant, own, done, context.log)
     if plan.approval_note:
         context.log.warning(f"{tenant}: {plan.approval_note}")
-    yield from _materializations(context, plan, warehouse.path, changes)
+    yield from _materializations(context, plan, warehouse.path, done.changes)
     yield contacts_check_result(plan.rejected_rows)
     yield guard_check_result(plan.guard, tenant)
     if not plan.guard.passed:
@@ -485,19 +369,14 @@ def publish_tenant(
 def _policy(
     context, config: ApprovalConfig, warehouse: Warehouse, own: TenantSettings | None = None
 ) -> PublishPolicy:
-    """The publish's policy: the deployment's, with the tenant's own settings over it, and
-    the approval the run's config carries (approval.py)."""
-    own = own or TenantSettings("-")
-    return PublishPolicy(
-        max_drop_share=warehouse.guard_max_drop_share
-        if own.guard_max_drop is None
-        else own.guard_max_drop,
+    """`steps.publish_policy` with the approval this run's config carries (approval.py)."""
+    return steps.publish_policy(
+        warehouse,
+        own,
         approved=config.approve_publish,
         approved_by=config.approved_by.strip()
         or f"{context.run.job_name} run {context.run.run_id[:8]}",
-        approved_version=config.landing_version.strip() or None,
-        default_owner=own.default_owner,
-        settings_version=own.settings_version or None,
+        approved_version=config.landing_version,
     )
 
 

@@ -4,8 +4,9 @@ Every check is partitioned like its asset (`partitions_def=tenants`), so each te
 checks pass or fail on their own: the catalog, lineage and partition views show which
 tenants fail, instead of whichever tenant ran last.
 
-Warnings about the customer's data, computed from the problems the core already found, and
-the blocking `publish_guard`, whose verdict the core's publish plan carries.
+Warnings about the customer's data and the blocking `publish_guard`: the verdicts come from
+the core (`jf_pipeline/core/checks.py`, which `jf ingest` prints from too); this module makes
+them Dagster check specs and results.
 """
 
 import warnings
@@ -19,6 +20,17 @@ from dagster import (
     PreviewWarning,
 )
 
+from jf_pipeline.core.checks import (
+    CHECK_DESCRIPTIONS,
+    CONTACTS_REFERENCE_ACCOUNTS,
+    PUBLISH_GUARD,
+    REQUIRED_VALUES,
+    UNIQUE_IDS,
+    Verdict,
+    clean_verdicts,
+    contacts_verdict,
+    guard_verdict,
+)
 from jf_pipeline.core.guard import GuardDecision
 from jf_pipeline.keys import clean_key
 from jf_pipeline.partitions import tenants
@@ -28,23 +40,6 @@ from jf_pipeline.partitions import tenants
 warnings.filterwarnings(
     "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning
 )
-
-PUBLISH_GUARD = "publish_guard"
-UNIQUE_IDS = "unique_ids"
-REQUIRED_VALUES = "required_values"
-CONTACTS_REFERENCE_ACCOUNTS = "contacts_reference_accounts"
-MAX_IDS_SHOWN = 100
-"""Offending ids kept in a check's metadata (the count says how many there were)."""
-IDS_IN_DESCRIPTION = 5
-"""Offending ids named in a failed check's one-line description."""
-
-
-CHECK_DESCRIPTIONS = {
-    UNIQUE_IDS: "Each id appears once in the file (earlier duplicates lose).",
-    REQUIRED_VALUES: "The file has every required column and no row misses a required value.",
-    CONTACTS_REFERENCE_ACCOUNTS: "Every contact's account is in accounts.csv or deals.csv.",
-}
-"""What each warning check checks: its spec's description, and its result's when it passes."""
 
 
 def clean_check_specs(dataset: str) -> list[AssetCheckSpec]:
@@ -65,65 +60,28 @@ CONTACTS_CHECK_SPEC = AssetCheckSpec(
 )
 
 
-def _describe(what: str, ids: list[str], count: int) -> str:
-    """`3 rows miss a required value: row 17, IN-103, ...`: the count and the first few."""
-    shown = ", ".join(ids[:IDS_IN_DESCRIPTION])
-    more = f" and {count - IDS_IN_DESCRIPTION} more" if count > IDS_IN_DESCRIPTION else ""
-    return f"{count} {what}: {shown}{more}"
-
-
-def _result(name: str, asset: str, offending: pl.DataFrame, what: str) -> AssetCheckResult:
-    ids = offending.select(
-        pl.coalesce(
-            "record_id",
-            pl.format("row {}", "row_number"),
-            pl.format("missing column(s) {}", "value"),  # a file problem (no row)
-        )
-    ).to_series()
-    unique = ids.unique(maintain_order=True)
-    shown = unique.head(MAX_IDS_SHOWN).to_list()
-    checked = CHECK_DESCRIPTIONS[name]
+def _result(verdict: Verdict) -> AssetCheckResult:
+    checked = CHECK_DESCRIPTIONS[verdict.name]
     return AssetCheckResult(
-        check_name=name,
-        asset_key=asset,
-        passed=unique.len() == 0,
+        check_name=verdict.name,
+        asset_key=verdict.asset,
+        passed=verdict.passed,
         severity=AssetCheckSeverity.WARN,
-        # What was checked when it passed; when it failed, how often and the first few ids.
-        description=_describe(what, shown, unique.len()) if unique.len() else checked,
+        description=verdict.description,
         metadata={
             "checked": checked,
-            "offending_count": unique.len(),
-            "offending_ids": MetadataValue.json(shown),
+            "offending_count": verdict.offending_count,
+            "offending_ids": MetadataValue.json(verdict.offending_ids),
         },
     )
 
 
 def clean_check_results(dataset: str, problems: pl.DataFrame) -> list[AssetCheckResult]:
-    asset = clean_key(dataset)
-    return [
-        _result(
-            UNIQUE_IDS,
-            asset,
-            problems.filter(pl.col("reason") == "duplicate_id"),
-            "ids appear more than once",
-        ),
-        _result(
-            REQUIRED_VALUES,
-            asset,
-            problems.filter(pl.col("reason").is_in(["missing_columns", "missing_value"])),
-            "rows or columns miss a required value",
-        ),
-    ]
+    return [_result(v) for v in clean_verdicts(dataset, problems)]
 
 
 def contacts_check_result(rejected_rows: pl.DataFrame) -> AssetCheckResult:
-    unknown = rejected_rows.filter(pl.col("reason") == "unknown_account")
-    return _result(
-        CONTACTS_REFERENCE_ACCOUNTS,
-        "importable_contacts",
-        unknown,
-        "contacts name an unknown account",
-    )
+    return _result(contacts_verdict(rejected_rows))
 
 
 PUBLISH_GUARD_SPEC = AssetCheckSpec(
@@ -137,22 +95,13 @@ PUBLISH_GUARD_SPEC = AssetCheckSpec(
 )
 
 
-def refusal_sentence(tenant: str, reason: str | None) -> str:
-    """What a refused run's failure says first, in one sentence: who, what, why, what next."""
-    return (
-        f"Publish of tenant {tenant} refused by the publish guard, the published rows stay: "
-        f"{reason or 'see the publish_guard check'}. If the drop is real, approve it: launch "
-        f"approve_tenant for partition {tenant}, or run jf approve {tenant}."
-    )
-
-
 def guard_check_result(guard: GuardDecision, tenant: str) -> AssetCheckResult:
     return AssetCheckResult(
         check_name=PUBLISH_GUARD,
         asset_key="importable_deals",
         passed=guard.passed,
         severity=AssetCheckSeverity.ERROR,
-        description=guard.summary,
+        description=guard_verdict(guard).description,
         metadata={
             "published_deals": guard.published_deals,
             "new_deals": -1 if guard.new_deals is None else guard.new_deals,

@@ -34,7 +34,6 @@ from jf_pipeline.contract import is_valid_tenant_id
 from jf_pipeline.core.landing import file_versions, survey
 from jf_pipeline.settings import get as setting
 
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 SUMMARY_COLUMNS = [
     ("tenant", "tenant_id"),
     ("outcome", "outcome"),
@@ -538,13 +537,10 @@ def ingest(
     approve: bool = False,
     as_json: bool = False,
 ) -> int:
-    # Dagster and the code location only for the command that runs them (status, rejects
-    # and sql start in a fraction of the time without them).
-    from dagster import DagsterInstance, materialize, mem_io_manager
-
-    from jf_pipeline.approval import approval_run_config
-    from jf_pipeline.definitions import all_assets, build_resources
-    from jf_pipeline.partitions import tenants as tenants_partitions
+    # The same steps as the ingest job's run, called directly: no Dagster import, instance,
+    # event log or run (most of a small tenant's time, issue 17); status, rejects and sql
+    # do not even import the pipeline.
+    from jf_pipeline import steps
     from jf_pipeline.resources import landing_store_from_uri, warehouse_from_path
 
     landing = landing_store_from_uri(landing_uri)
@@ -613,40 +609,30 @@ def ingest(
         print("[]" if as_json else message)
         return 1 if failed else 0
 
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(tenants_partitions.name, selected)
-    resources = build_resources(landing, warehouse, mem_io_manager)
+    log = _StderrLog()
     rows = []
     for index, tenant in enumerate(selected, 1):
         started = time.monotonic()
         print(f"[{index}/{len(selected)}] {tenant} ...", end="", file=sys.stderr, flush=True)
-        result = materialize(
-            all_assets,
-            partition_key=tenant,
-            instance=instance,
-            resources=resources,
-            raise_on_error=False,
-            run_config={
-                **QUIET_RUN_CONFIG,
-                **approval_run_config(
-                    f"{_user()} (jf ingest --approve)", file_versions(found.tenants[tenant])
-                ),
-            }
-            if approve
-            else QUIET_RUN_CONFIG,
+        result = steps.ingest_tenant(
+            landing,
+            warehouse,
+            tenant,
+            log,
+            approved_by=f"{_user()} (jf ingest --approve)" if approve else None,
+            approved_version=file_versions(found.tenants[tenant]) if approve else "",
         )
         done = wh.last_ingestions(warehouse.path).filter(
             (pl.col("tenant_id") == tenant) & (pl.col("run_id") == result.run_id)
         )
-        if not done.height:  # the run failed before it could log a publish attempt
-            error = _run_error(result)
+        if not done.height:  # it failed before it could log a publish attempt
             try:
                 wh.record_failure(
                     warehouse.path,
                     tenant,
                     result.run_id,
                     file_versions(found.tenants[tenant]),
-                    error,
+                    result.error or "the run failed before publishing",
                 )
             except (duckdb.Error, OSError) as exc:  # the warehouse itself may be the fault
                 print(f"  could not log the failure: {terminal_safe(exc)}", file=sys.stderr)
@@ -654,32 +640,14 @@ def ingest(
         rows.append(row)
         seconds = time.monotonic() - started
         print(f" {row['outcome']} in {seconds:.1f}s", file=sys.stderr)
+        log.flush()
         if result.success:
             continue
         failed = True
-        for event in result.all_events:
-            check = (
-                event.event_specific_data
-                if event.event_type_value == "ASSET_CHECK_EVALUATION"
-                else None
-            )
-            if check is not None and not check.passed:
-                print(
-                    f"  {tenant} {check.check_name}: {terminal_safe(check.description)}",
-                    file=sys.stderr,
-                )
-            elif (
-                event.is_step_failure
-                and event.step_failure_data.error
-                and check is None
-                and row["outcome"] == "failed"
-            ):
-                error = event.step_failure_data.error
-                root = error.cause or error
-                print(
-                    f"  {tenant} {event.step_key}: {terminal_safe(root.message.strip())}",
-                    file=sys.stderr,
-                )
+        for check in result.failed_checks:
+            print(f"  {tenant} {check.name}: {terminal_safe(check.description)}", file=sys.stderr)
+        if result.error and row["outcome"] == "failed":
+            print(f"  {tenant} {terminal_safe(result.error)}", file=sys.stderr)
     if as_json:
         print(json.dumps(rows, default=str, indent=1))
     else:
@@ -714,13 +682,23 @@ def _user() -> str:
         return "unknown user"
 
 
-def _run_error(result) -> str:
-    """The root error of a failed in-process run, in one line."""
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            return f"{event.step_key}: {(error.cause or error).message.strip()}"
-    return "the run failed before publishing"
+class _StderrLog:
+    """`jf ingest`'s log for the steps: warnings (a report that could not be written, an
+    approval that did not apply) are printed after the tenant's line; info is dropped."""
+
+    def __init__(self):
+        self.held: list[str] = []
+
+    def info(self, msg: str) -> None:
+        pass
+
+    def warning(self, msg: str) -> None:
+        self.held.append(msg)
+
+    def flush(self) -> None:
+        for msg in self.held:
+            print(f"  warning: {terminal_safe(msg)}", file=sys.stderr)
+        self.held.clear()
 
 
 def _emit(frame: pl.DataFrame, as_json: bool, limit: int = MAX_CELL_CHARS) -> None:

@@ -491,3 +491,13 @@ TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 def is_valid_tenant_id(name: str) -> bool:
     """Only names of this shape become partitions, paths or SQL parameters (contract §1)."""
     return TENANT_ID.fullmatch(name) is not None
+
+
+def raw_name(dataset: str) -> str:
+    """`raw_deals`: the asset of a landing file as delivered (metadata only)."""
+    return f"raw_{dataset}"
+
+
+def clean_name(dataset: str) -> str:
+    """`clean_deals`: the asset of one file's typed, validated rows."""
+    return f"clean_{dataset}"

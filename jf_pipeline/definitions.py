@@ -7,7 +7,7 @@ time.
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, ResourceDefinition, in_process_executor
 
 from jf_pipeline import settings
 from jf_pipeline.assets import file_assets, publish_tenant
@@ -39,10 +39,44 @@ def build_resources(
     }
 
 
+def describe(name: str, value) -> str:
+    """What the Dagster UI's resources page says of one of our resources: its settings, and
+    the environment variables they come from (jf_pipeline/settings.py)."""
+    if isinstance(value, LandingStore):
+        reports = "on" if value.write_reports else "off"
+        return (
+            f"Landing zone {value.describe()} (JF_LANDING): files over {value.max_file_mb} MB "
+            f"are refused (JF_MAX_FILE_MB); import reports {reports} (JF_IMPORT_REPORT)."
+        )
+    if isinstance(value, Warehouse):
+        return (
+            f"DuckDB warehouse {value.path} (JF_WAREHOUSE); the publish guard refuses a drop "
+            f"of more than {value.guard_max_drop_share:.0%} (JF_GUARD_MAX_DROP)."
+        )
+    if isinstance(value, SensorPolicy):
+        events = value.events or "off: the landing zone is listed every tick"
+        return (
+            f"Landing sensor: files settle for {value.settle_seconds:g} s (JF_SETTLE_SECONDS); "
+            f"S3 events {events} (JF_EVENTS); full listing every {value.reconcile_seconds:g} s "
+            "with events (JF_RECONCILE_SECONDS)."
+        )
+    return name
+
+
+resources = build_resources()
+"""The deployment's resources, from the environment (read once, here)."""
+
 defs = Definitions(
     assets=all_assets,
     jobs=[ingest_tenant, approve_tenant],
     sensors=build_sensors(int(settings.get("JF_SENSOR_INTERVAL"))),
-    resources=build_resources(),
+    # Our resources are plain typed models (resources.py), so jf runs them without Dagster;
+    # the UI shows each one's settings in its description.
+    resources={
+        name: value
+        if name == "io_manager"
+        else ResourceDefinition.hardcoded_resource(value, describe(name, value))
+        for name, value in resources.items()
+    },
     executor=in_process_executor,
 )

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from dagster import AssetKey
 
-from jf_pipeline.contract import WAREHOUSE_TABLES
+from jf_pipeline.contract import WAREHOUSE_TABLES, clean_name, raw_name
 
-
-def raw_name(dataset: str) -> str:
-    """`raw_deals`: the landing file as delivered (metadata only)."""
-    return f"raw_{dataset}"
-
-
-def clean_name(dataset: str) -> str:
-    """`clean_deals`: the typed, validated rows of one file."""
-    return f"clean_{dataset}"
+__all__ = ["PUBLISHED_KEYS", "clean_key", "clean_name", "raw_key", "raw_name"]
 
 
 def raw_key(dataset: str) -> AssetKey:

@@ -537,11 +537,9 @@ def check(
     import shutil
     import tempfile
 
+    from jf_pipeline import steps
     from jf_pipeline import warehouse as wh
-    from jf_pipeline.approval import ApprovalConfig
-    from jf_pipeline.assets import _policy, _read_raw
-    from jf_pipeline.contract import DEALS, FILE_NAMES
-    from jf_pipeline.core.cleaning import clean_table
+    from jf_pipeline.contract import FILE_NAMES
     from jf_pipeline.core.plan import RunInfo, plan_publish
     from jf_pipeline.resources import LocalLandingStore, Warehouse
 
@@ -571,18 +569,10 @@ def check(
                     f"no contract file ({', '.join(sorted(FILE_NAMES))}) in {', '.join(targets)}"
                 )
             source = LocalLandingStore(root=str(folder), max_file_mb=landing.max_file_mb)
-        clean, sources = {}, {}
-        for spec in FILES.values():
-            raw = _read_raw(source, name, spec, own.mapping_for(spec.dataset))
-            deals = spec is DEALS
-            clean[spec.dataset] = clean_table(
-                raw.table,
-                spec,
-                day_order=own.day_order,
-                stages=own.stages if deals else (),
-                default_owner=own.default_owner if deals else None,
-            )
-            sources[spec.dataset] = raw.source
+        # What a run reads and cleans, with the same function (jf_pipeline/steps.py).
+        read = steps.read_and_clean(source, name, list(FILES.values()), own)
+        clean = {spec: c.table for spec, (_, c) in zip(FILES, read, strict=True)}
+        sources = {spec: c.source for spec, (_, c) in zip(FILES, read, strict=True)}
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -591,8 +581,7 @@ def check(
     if state is None:
         state = wh.PublishedState(baseline={}, account_ids=lambda: _no_ids())
     # Not an approval: the guard judges the drop as an ordinary run's would.
-    check = ApprovalConfig(approve_publish=False, approved_by="jf check")
-    policy = _policy(None, check, Warehouse(path=warehouse_path), own)
+    policy = steps.publish_policy(Warehouse(path=warehouse_path), own, approved_by="jf check")
     plan = plan_publish(name, clean, sources, state, policy, RunInfo("jf-check", now, now))
     verdict = {
         "published": "WOULD PUBLISH",

@@ -2,6 +2,11 @@
 
 Which landing store is used is configuration (`JF_LANDING`), decided once in
 `landing_store_from_uri`, never by `if` statements in assets or sensors.
+
+They are plain typed models (pydantic), not Dagster classes: `jf ingest`, `jf tenant` and
+`jf check` use them without importing Dagster (half a second of every such process, issue
+17). The code location hands them to Dagster as resources (`definitions.build_resources`),
+and the assets and sensors ask for them as `ResourceParam[...]`.
 """
 
 from __future__ import annotations
@@ -20,8 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagster import ConfigurableResource
-from pydantic import Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from jf_pipeline import settings, warehouse
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
@@ -39,6 +43,13 @@ from jf_pipeline.core.tenant_settings import OPERATOR_AREA
 
 DEFAULT_LANDING = settings.SETTINGS["JF_LANDING"].default
 DEFAULT_WAREHOUSE = settings.SETTINGS["JF_WAREHOUSE"].default
+
+
+class Resource(BaseModel):
+    """A resource's settings: typed, validated when made, immutable afterwards (as Dagster's
+    own ConfigurableResource is)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,7 @@ def _too_large(name: str, size: int, limit: int) -> tuple[str, str] | None:
     )
 
 
-class LandingStore(ConfigurableResource):
+class LandingStore(Resource):
     """Where customers drop their files: `<root>/<tenant_id>/{deals,accounts,contacts}.csv`."""
 
     write_reports: bool = Field(
@@ -520,7 +531,7 @@ class LocalLandingStore(LandingStore):
         return (Path(self.root) / tenant).is_dir()
 
 
-class S3(ConfigurableResource):
+class S3(Resource):
     """An S3 client from boto3's own credential chain (AWS_* variables, profiles, roles).
 
     Ours rather than dagster_aws's S3Resource: importing dagster_aws costs every process
@@ -764,7 +775,10 @@ def storage_from_uri(uri: str | None = None):
     uri = uri or settings.get("JF_STORAGE")
     if uri.startswith("s3://"):
         _split_s3_uri(uri)  # a clear error for a URI without a bucket, now
-        return CleanTableIOManager(base=uri, s3=s3_from_env())
+        s3 = s3_from_env()
+        return CleanTableIOManager(
+            base=uri, endpoint_url=s3.endpoint_url, region_name=s3.region_name
+        )
     return CleanTableIOManager(base=uri)
 
 
@@ -772,7 +786,7 @@ def _reports_on() -> bool:
     return settings.get("JF_IMPORT_REPORT").lower() not in ("0", "off", "false", "no")
 
 
-class SensorPolicy(ConfigurableResource):
+class SensorPolicy(Resource):
     """How the landing sensor decides that a drop is ready and when to ask again."""
 
     settle_seconds: float = float(settings.SETTINGS["JF_SETTLE_SECONDS"].default)
@@ -797,7 +811,7 @@ def sensor_policy_from_env() -> SensorPolicy:
     )
 
 
-class Warehouse(ConfigurableResource):
+class Warehouse(Resource):
     """The DuckDB warehouse analysts query (`path`), written through a private build file."""
 
     path: str = Field(default=DEFAULT_WAREHOUSE, description="DuckDB file analysts open")

@@ -22,6 +22,7 @@ from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     PartitionedConfig,
+    ResourceParam,
     RunFailureSensorContext,
     RunRequest,
     RunsFilter,
@@ -239,7 +240,9 @@ def rerequest_failed_drops(
     return requests
 
 
-def record_failed_run(context: RunFailureSensorContext, warehouse: Warehouse) -> None:
+def record_failed_run(
+    context: RunFailureSensorContext, warehouse: ResourceParam[Warehouse]
+) -> None:
     """The record_failed_runs sensor's tick (see `build_sensors`)."""
     run = context.dagster_run
     tenant = run.tags.get(TENANT_TAG) or run.tags.get("dagster/partition")
@@ -256,7 +259,9 @@ def record_failed_run(context: RunFailureSensorContext, warehouse: Warehouse) ->
 
 
 def landing_tick(
-    context: SensorEvaluationContext, landing: LandingStore, sensor_policy: SensorPolicy
+    context: SensorEvaluationContext,
+    landing: ResourceParam[LandingStore],
+    sensor_policy: ResourceParam[SensorPolicy],
 ) -> SensorResult:
     """The landing sensor's tick (see `build_sensors`): a listing of the landing zone, or
     with `JF_EVENTS` the queue's events (`event_tick`) between listings."""

@@ -38,13 +38,13 @@ from dagster import (
     InputContext,
     OutputContext,
 )
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from jf_pipeline.assets import CleanFile
 from jf_pipeline.contract import is_valid_tenant_id
 from jf_pipeline.core.cleaning import CleanTable
 from jf_pipeline.core.landing import LandingFile
 from jf_pipeline.resources import S3
+from jf_pipeline.steps import CleanFile
 
 MAGIC = b"JFCLEAN1"
 SUFFIX = ".jfclean"
@@ -157,7 +157,17 @@ class CleanTableIOManager(ConfigurableIOManager):
     """Stores each tenant's clean tables under `base`: a folder, or `s3://bucket/prefix`."""
 
     base: str = Field(description="A folder, or s3://bucket/prefix")
-    s3: S3 = Field(default_factory=S3, description="The S3 client settings (S3 bases only)")
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint")
+    region_name: str | None = Field(default=None, description="AWS region (S3 bases only)")
+
+    _s3: S3 | None = PrivateAttr(default=None)
+
+    @property
+    def s3(self) -> S3:
+        """The S3 client settings of an S3 base (one client per IO manager object)."""
+        if self._s3 is None:
+            self._s3 = S3(endpoint_url=self.endpoint_url, region_name=self.region_name)
+        return self._s3
 
     # keys --------------------------------------------------------------------------------
 

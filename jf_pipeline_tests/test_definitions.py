@@ -183,16 +183,17 @@ def test_sensor_timing_is_read_when_the_definitions_are_wired_not_at_import():
         "os.environ.update(JF_SENSOR_INTERVAL='nonsense', JF_SETTLE_SECONDS='nonsense')\n"
         "import jf_pipeline.sensors, jf_pipeline.resources, jf_pipeline.assets\n"
         "os.environ.update(JF_SENSOR_INTERVAL='7', JF_SETTLE_SECONDS='3.5')\n"
-        "from jf_pipeline.definitions import defs\n"
+        "from jf_pipeline.definitions import defs, resources\n"
         "intervals = sorted(s.minimum_interval_seconds for s in defs.sensors)\n"
-        "print(intervals, defs.resources['sensor_policy'].settle_seconds)"
+        "print(intervals, resources['sensor_policy'].settle_seconds,\n"
+        "      'settle for 3.5 s' in defs.resources['sensor_policy'].description)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JF_", "AWS_"))}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[7, 7] 3.5", out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[7, 7] 3.5 True", out.stdout + out.stderr
 
 
 def test_the_analysts_jf_commands_start_without_dagster(sample_warehouse):

@@ -163,11 +163,11 @@ def test_a_publish_from_stored_tables_equals_one_from_memory(drop, tmp_path):
 def test_tables_pickled_by_an_earlier_version_still_load(drop, tmp_path):
     """A deployment upgraded from Dagster's pickling IO manager keeps its stored tables:
     a run that re-cleans only deals.csv loads the others from the old pickles."""
-    from jf_pipeline.assets import _read_raw
+    from jf_pipeline.steps import read_raw
 
     store, landing = tmp_path / "storage", LocalLandingStore(root=str(drop))
     for dataset, spec in FILES.items():
-        raw = _read_raw(landing, "bench", spec)  # users.csv: absent, an empty table
+        raw = read_raw(landing, "bench", spec)  # users.csv: absent, an empty table
         path = store / f"clean_{dataset}" / "bench"  # FilesystemIOManager's layout
         path.parent.mkdir(parents=True)
         path.write_bytes(pickle.dumps(CleanFile(clean_table(raw.table, spec), raw.source)))

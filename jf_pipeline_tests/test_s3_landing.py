@@ -202,13 +202,14 @@ class ObservedS3(S3):
     much of it was read (botocore's own counter). Nothing is replaced or faked."""
 
     def get_client(self):
-        client = super().get_client()
+        client = super().get_client()  # one client per resource object, made once
 
         def keep(parsed, **_):
             if "Body" in parsed:  # an error response (NoSuchKey: no users.csv) has none
                 _GET_BODIES.append(parsed["Body"])
 
-        client.meta.events.register("after-call.s3.GetObject", keep)
+        # Registered under one id, so asking for the client again adds no second observer.
+        client.meta.events.register("after-call.s3.GetObject", keep, unique_id="observe-get")
         return client
 
 
