@@ -216,3 +216,28 @@ def test_the_analysts_jf_commands_start_without_dagster(sample_warehouse):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:] + out.stderr
+
+
+def test_jf_ingest_check_and_tenant_run_without_dagster(landing_root, tmp_path):
+    """`jf ingest` calls the steps directly (jf_pipeline/steps.py), and `jf check` and
+    `jf tenant` use the same plain resources: none of them imports Dagster, the code
+    location or the assets (half a second and more per process; issue 17's small-tenant
+    target is `jf ingest` within 1.6x of `import dagster` alone)."""
+    code = (
+        "import sys, jf_pipeline.cli as cli\n"
+        "landing, warehouse = sys.argv[1], sys.argv[2]\n"
+        "codes = [cli.main(['ingest', '--landing', landing, '--warehouse', warehouse]),\n"
+        "         cli.main(['check', 'acme', '--landing', landing, '--warehouse', warehouse]),\n"
+        "         cli.main(['tenant', 'list', '--landing', landing])]\n"
+        "print(codes, sorted(m for m in ('dagster', 'jf_pipeline.definitions', "
+        "'jf_pipeline.assets', 'boto3') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(landing_root), str(tmp_path / "w.duckdb")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[0, 0, 0] []", out.stdout[-2000:] + out.stderr
+    assert "acme      published  30" in out.stdout
