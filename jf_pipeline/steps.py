@@ -123,15 +123,18 @@ def read_and_clean(
     *,
     clean: Callable[[FileSpec], bool] = lambda spec: True,
     check: Callable[[FileSpec, RawFile], None] = lambda spec, raw: None,
-) -> list[tuple[RawFile, CleanFile | None]]:
+    keep_raw: bool = True,
+) -> list[tuple[RawFile | None, CleanFile | None]]:
     """Read and clean `specs`' files of one tenant, with the tenant's settings `own`.
 
     The files are processed at the same time, one thread each: the work is mostly polars
     and hashing, which release the GIL, so a large tenant's deals and contacts use all
     cores. `clean(spec)` False: read only. `check(spec, raw)` may raise to stop the step
-    (the asset's check that it read what the sensor requested)."""
+    (the asset's check that it read what the sensor requested). `keep_raw` False: the
+    string tables are let go as soon as each file is cleaned (None in their place), so a
+    large file's read and clean tables are not all held until the publish."""
 
-    def work(spec: FileSpec) -> tuple[RawFile, CleanFile | None]:
+    def work(spec: FileSpec) -> tuple[RawFile | None, CleanFile | None]:
         raw = read_raw(landing, tenant, spec, own.mapping_for(spec.dataset))
         check(spec, raw)
         if not clean(spec):
@@ -144,7 +147,7 @@ def read_and_clean(
             stages=own.stages if deals else (),
             default_owner=own.default_owner if deals else None,
         )
-        return raw, CleanFile(cleaned, raw.source)
+        return raw if keep_raw else None, CleanFile(cleaned, raw.source)
 
     with ThreadPoolExecutor(max_workers=max(len(specs), 1)) as pool:
         return list(pool.map(work, specs))
@@ -304,13 +307,14 @@ def ingest_tenant(
     for attempt in range(READ_RETRIES + 1):
         try:
             own = tenant_store.load(landing, tenant)
-            results = read_and_clean(landing, tenant, specs, own)
+            results = read_and_clean(landing, tenant, specs, own, keep_raw=False)
             break
         except Exception as exc:  # noqa: BLE001 - as the asset's RetryPolicy: any error
             if attempt == READ_RETRIES:
                 return Ingested(run_id, error=f"read_and_clean: {_one_line(exc)}")
             sleep(retry_delay(attempt + 1))
     files = {spec.dataset: cleaned for spec, (_, cleaned) in zip(specs, results, strict=True)}
+    del results
     try:
         own = tenant_store.load(landing, tenant)  # as the publish step: read again
         policy = publish_policy(

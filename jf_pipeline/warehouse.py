@@ -175,6 +175,11 @@ def change_views() -> dict[str, tuple[str, str]]:
 VIEWS.update(change_views())
 
 
+FIRST_VERSIONS_DIRECT = True
+"""A tenant without open versions gets its first versions straight from the published rows
+(see `record_history`); False takes the general path (the tests compare both)."""
+
+
 def _open_versions(con: duckdb.DuckDBPyConnection, h: str, tenant: str) -> int:
     return con.execute(
         f"SELECT count(*) FROM {h} WHERE tenant_id = ? AND valid_to IS NULL",  # noqa: S608
@@ -197,6 +202,17 @@ def record_history(
     columns = tracked_columns(history)
     names = ", ".join(ident(n) for n in columns)
     when, run = ingestion.get("finished_at") or datetime.now(UTC), ingestion.get("run_id")
+    if FIRST_VERSIONS_DIRECT and not _open_versions(con, h, tenant):
+        # The tenant's first publish (or every row gone before): every row is new, so its
+        # first versions are the published rows as they are, with no comparison to make
+        # (the general path below gives the same rows, through a diff table and a join:
+        # 0.3-0.4 s more at 1M rows; test_history.py compares the two).
+        inserted = con.execute(
+            f"INSERT INTO {h} (tenant_id, {names}, valid_from, valid_from_ingestion_id, "  # noqa: S608
+            f"row_hash) SELECT ?, {names}, ?, ?, hash({names}) FROM {c} WHERE tenant_id = ?",
+            [tenant, when, run, tenant],
+        ).fetchone()[0]
+        return {"new": inserted, "changed": 0, "gone": 0}
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE history_diff AS

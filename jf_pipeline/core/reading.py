@@ -398,8 +398,14 @@ def parse_csv(
     width = max(int(widths.max() or 0), 1)
     if width > MAX_COLUMNS:
         raise FileTooLarge(f"a row has {width:,} fields; the limit is {MAX_COLUMNS:,} columns")
+    open_quote = _ends_inside_quotes(text, delimiter, spaced_quotes)
+    replaced = decoded.replaced
     frame = None
     if not spaced_quotes:
+        # polars reads the bytes: the decoded text (as large as the file, up to 4x for
+        # non-Latin text) is let go first, so the two never share the memory peak. The csv
+        # module's reading below decodes again (the same text: decoding is deterministic).
+        text = decoded = None
         try:
             frame = pl.read_csv(
                 io.BytesIO(utf8),  # UTF-8 input as delivered: no second copy of a large file
@@ -416,7 +422,10 @@ def parse_csv(
     if frame is None or frame.height != len(widths):
         # polars and Python's csv module disagree on some malformed quoting; the csv
         # module's reading is the one the widths came from, so it decides.
+        if text is None:
+            text = decode(data).text
         frame = _frame_with_csv_module(text, delimiter, width, spaced_quotes)
+        text = None
     cells = frame.columns
     non_blank = frame.select(
         pl.any_horizontal(pl.col(c).str.strip_chars() != "" for c in cells)
@@ -447,8 +456,8 @@ def parse_csv(
         blank=~non_blank.slice(header_at + 1),
         skipped_lines=header_at,
         preamble=candidates.index(header_at),
-        open_quote=_ends_inside_quotes(text, delimiter, spaced_quotes),
-        replaced=decoded.replaced,
+        open_quote=open_quote,
+        replaced=replaced,
     )
 
 
