@@ -23,6 +23,7 @@ import getpass
 import json
 import signal
 import sys
+import threading
 import time
 import unicodedata
 
@@ -540,7 +541,6 @@ def ingest(
     # The same steps as the ingest job's run, called directly: no Dagster import, instance,
     # event log or run (most of a small tenant's time, issue 17); status, rejects and sql
     # do not even import the pipeline.
-    from jf_pipeline import steps
     from jf_pipeline.resources import landing_store_from_uri, warehouse_from_path
 
     landing = landing_store_from_uri(landing_uri)
@@ -611,48 +611,109 @@ def ingest(
 
     log = _StderrLog()
     rows = []
-    for index, tenant in enumerate(selected, 1):
-        started = time.monotonic()
-        print(f"[{index}/{len(selected)}] {tenant} ...", end="", file=sys.stderr, flush=True)
-        result = steps.ingest_tenant(
-            landing,
-            warehouse,
-            tenant,
-            log,
-            approved_by=f"{_user()} (jf ingest --approve)" if approve else None,
-            approved_version=file_versions(found.tenants[tenant]) if approve else "",
-        )
-        done = wh.last_ingestions(warehouse.path).filter(
-            (pl.col("tenant_id") == tenant) & (pl.col("run_id") == result.run_id)
-        )
-        if not done.height:  # it failed before it could log a publish attempt
+    with _Interrupts() as interrupted:
+        for index, tenant in enumerate(selected, 1):
             try:
-                wh.record_failure(
-                    warehouse.path,
+                row, succeeded = _ingest_one(
+                    landing,
+                    warehouse,
+                    found,
                     tenant,
-                    result.run_id,
-                    file_versions(found.tenants[tenant]),
-                    result.error or "the run failed before publishing",
+                    approve,
+                    log,
+                    (index, len(selected)),
+                    interrupted,
                 )
-            except (duckdb.Error, OSError) as exc:  # the warehouse itself may be the fault
-                print(f"  could not log the failure: {terminal_safe(exc)}", file=sys.stderr)
-        row = done.row(0, named=True) if done.height else {"tenant_id": tenant, "outcome": "failed"}
-        rows.append(row)
-        seconds = time.monotonic() - started
-        print(f" {row['outcome']} in {seconds:.1f}s", file=sys.stderr)
-        log.flush()
-        if result.success:
-            continue
-        failed = True
-        for check in result.failed_checks:
-            print(f"  {tenant} {check.name}: {terminal_safe(check.description)}", file=sys.stderr)
-        if result.error and row["outcome"] == "failed":
-            print(f"  {tenant} {terminal_safe(result.error)}", file=sys.stderr)
+            except KeyboardInterrupt:
+                interrupted.append(True)
+            if interrupted:
+                left = len(selected) - index
+                print(
+                    f"\ninterrupted (Ctrl-C) during {tenant}: the warehouse holds its previous "
+                    f"rows or the whole new drop (one transaction); {left} more tenant(s) not "
+                    "ingested",
+                    file=sys.stderr,
+                )
+                return 130
+            rows.append(row)
+            failed = failed or not succeeded
     if as_json:
         print(json.dumps(rows, default=str, indent=1))
     else:
         print(_format_table(rows))
     return 1 if failed else 0
+
+
+class _Interrupts(list):
+    """Ctrl-C during `jf ingest`: remembered, then raised as usual. DuckDB turns an
+    interrupt during a query into an ordinary error (`Query interrupted`), which the steps
+    report as the tenant's failure like any other; the flag tells the loop to stop there
+    instead of going on with the next tenant. Only in the main thread (signal handlers)."""
+
+    def __enter__(self):
+        self._previous = None
+        # Not in a thread, and not where Ctrl-C is ignored on purpose (nohup, `&` in a script).
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+
+            def on_interrupt(signum, frame):
+                self.append(signum)
+                signal.default_int_handler(signum, frame)
+
+            self._previous = signal.signal(signal.SIGINT, on_interrupt)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _ingest_one(
+    landing, warehouse, found, tenant, approve, log, progress, interrupted
+) -> tuple[dict, bool]:
+    """One tenant's ingestion by `jf ingest`, with its progress and failure lines on stderr;
+    returns its `ingestions` row (outcome `failed` when it failed before a publish) and
+    whether it succeeded (published, or in part, and not refused)."""
+    from jf_pipeline import steps
+
+    started = time.monotonic()
+    print(f"[{progress[0]}/{progress[1]}] {tenant} ...", end="", file=sys.stderr, flush=True)
+    result = steps.ingest_tenant(
+        landing,
+        warehouse,
+        tenant,
+        log,
+        approved_by=f"{_user()} (jf ingest --approve)" if approve else None,
+        approved_version=file_versions(found.tenants[tenant]) if approve else "",
+    )
+    if interrupted and result.error:  # DuckDB's "Query interrupted": say what happened
+        result.error = "interrupted (Ctrl-C) during jf ingest: its publish was rolled back"
+    done = wh.last_ingestions(warehouse.path).filter(
+        (pl.col("tenant_id") == tenant) & (pl.col("run_id") == result.run_id)
+    )
+    if not done.height:  # it failed before it could log a publish attempt
+        try:
+            wh.record_failure(
+                warehouse.path,
+                tenant,
+                result.run_id,
+                file_versions(found.tenants[tenant]),
+                result.error or "the run failed before publishing",
+            )
+        except (duckdb.Error, OSError) as exc:  # the warehouse itself may be the fault
+            print(f"  could not log the failure: {terminal_safe(exc)}", file=sys.stderr)
+    row = done.row(0, named=True) if done.height else {"tenant_id": tenant, "outcome": "failed"}
+    seconds = time.monotonic() - started
+    print(f" {row['outcome']} in {seconds:.1f}s", file=sys.stderr)
+    log.flush()
+    if result.success:
+        return row, True
+    for check in result.failed_checks:
+        print(f"  {tenant} {check.name}: {terminal_safe(check.description)}", file=sys.stderr)
+    if result.error and row["outcome"] == "failed":
+        print(f"  {tenant} {terminal_safe(result.error)}", file=sys.stderr)
+    return row, False
 
 
 def _tenant_settings(landing, found) -> tuple[dict[str, int], dict[str, str]]:

@@ -9,12 +9,16 @@ and the history's fast paths switch on, next to the four sample tenants.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sys
+import time
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 from dagster import DagsterInstance
 
 from jf_pipeline import cli, steps
@@ -221,3 +225,58 @@ def test_the_read_step_is_retried_as_the_asset_s_retry_policy_retries(landing_ro
         for retry, wait in enumerate(waits, 1):
             assert abs(wait - LANDING_RETRY.calculate_delay(retry)) <= 2 * LANDING_RETRY.delay
     assert result.error == "read_and_clean: ConnectionError: S3 went away"
+
+
+@pytest.mark.parametrize("where", ["publish", "read"])
+def test_ctrl_c_stops_jf_ingest_at_that_tenant(where, landing_root, tmp_path, capsys, monkeypatch):
+    """Ctrl-C stops `jf ingest` (exit 130) where it is, and the tenants after it are not
+    ingested. In the publish, DuckDB turns the interrupt into an ordinary error ("Query
+    interrupted"), which must not read as the tenant's own failure and let the loop go on
+    (an outside attack found it did, in both paths); in the read step it is a
+    KeyboardInterrupt. The tenant before is published, the interrupted one keeps nothing
+    half-written."""
+    warehouse_path = str(tmp_path / "w.duckdb")
+    real_publish, real_read = steps.publish, steps.read_and_clean
+
+    def interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler raises KeyboardInterrupt here, long before
+
+    def publish(warehouse, tenant, *args, **kwargs):
+        if tenant == "globex":
+            try:
+                interrupt()
+            except KeyboardInterrupt:
+                raise RuntimeError("Query interrupted") from None  # as DuckDB does
+        return real_publish(warehouse, tenant, *args, **kwargs)
+
+    def read_and_clean(landing, tenant, *args, **kwargs):
+        if tenant == "globex":
+            interrupt()
+        return real_read(landing, tenant, *args, **kwargs)
+
+    monkeypatch.setattr(
+        steps,
+        "publish" if where == "publish" else "read_and_clean",
+        publish if where == "publish" else read_and_clean,
+    )
+    before = signal.getsignal(signal.SIGINT)
+    rc = cli.main(["ingest", "--landing", str(landing_root), "--warehouse", warehouse_path])
+    err = capsys.readouterr().err
+    assert rc == 130
+    assert "interrupted (Ctrl-C) during globex" in err and "2 more tenant(s) not ingested" in err
+    assert signal.getsignal(signal.SIGINT) is before  # our handler is gone again
+    rows = wh.last_ingestions(warehouse_path).select("tenant_id", "outcome", "reason")
+    outcomes = {t: o for t, o, _ in rows.iter_rows()}
+    if where == "publish":
+        assert outcomes == {"acme": "published", "globex": "failed"}
+        reason = rows.filter(pl.col("tenant_id") == "globex")["reason"][0]
+        assert reason.startswith("interrupted (Ctrl-C)"), reason
+    else:
+        assert outcomes == {"acme": "published"}
+    published = duckdb.connect(warehouse_path, read_only=True)
+    try:
+        tenants = published.execute("SELECT DISTINCT tenant_id FROM importable_deals").fetchall()
+    finally:
+        published.close()
+    assert tenants == [("acme",)]
