@@ -12,7 +12,7 @@ tenant whose landing files changed since its last ingestion (or the named tenant
 
 Exit codes: 0 every selected tenant was published (rejected rows are in rejected_rows);
 1 a tenant's run failed, the publish guard refused a tenant (see --approve), or a named
-tenant has no landing folder; 2 bad usage.
+tenant has no landing folder; 2 bad usage; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run raw -> clean -> publish for every tenant whose files changed since "
         "its last ingestion (or the tenants named with --tenant).",
         epilog="Exit codes: 0 all selected tenants published; 1 a tenant failed or was refused "
-        "by the publish guard; 2 bad usage.",
+        "by the publish guard; 2 bad usage; 130 interrupted (Ctrl-C): the tenants after it "
+        "were not ingested.",
     )
     ingest.add_argument(
         "--landing",
