@@ -7,7 +7,13 @@ time.
 
 from __future__ import annotations
 
-from dagster import Definitions, ResourceDefinition, in_process_executor
+from dagster import (
+    Definitions,
+    IOManager,
+    IOManagerDefinition,
+    ResourceDefinition,
+    in_process_executor,
+)
 
 from jf_pipeline import settings
 from jf_pipeline.assets import file_assets, publish_tenant
@@ -21,6 +27,7 @@ from jf_pipeline.resources import (
     warehouse_from_path,
 )
 from jf_pipeline.sensors import approve_tenant, build_sensors, ingest_tenant
+from jf_pipeline.storage import CleanTableIOManager
 
 all_assets = [*file_assets, publish_tenant]
 
@@ -31,10 +38,12 @@ def build_resources(
     io_manager=None,
     sensor_policy: SensorPolicy | None = None,
 ) -> dict:
+    landing = landing or landing_store_from_uri()
     return {
-        "landing": landing or landing_store_from_uri(),
+        "landing": landing,
         "warehouse": warehouse or warehouse_from_path(),
-        "io_manager": io_manager or storage_from_uri(),
+        # An S3 landing zone's S3 resource serves the storage too: one client per worker.
+        "io_manager": io_manager or storage_from_uri(s3=getattr(landing, "s3", None)),
         "sensor_policy": sensor_policy or sensor_policy_from_env(),
     }
 
@@ -60,7 +69,18 @@ def describe(name: str, value) -> str:
             f"S3 events {events} (JF_EVENTS); full listing every {value.reconcile_seconds:g} s "
             "with events (JF_RECONCILE_SECONDS)."
         )
+    if isinstance(value, CleanTableIOManager):
+        return (
+            f"The clean tables between the two steps, as Arrow IPC objects under {value.base} "
+            "(JF_STORAGE)."
+        )
     return name
+
+
+def _wrapped(name: str, value):
+    if isinstance(value, IOManager):
+        return IOManagerDefinition.hardcoded_io_manager(value, describe(name, value))
+    return ResourceDefinition.hardcoded_resource(value, describe(name, value))
 
 
 resources = build_resources()
@@ -72,11 +92,6 @@ defs = Definitions(
     sensors=build_sensors(int(settings.get("JF_SENSOR_INTERVAL"))),
     # Our resources are plain typed models (resources.py), so jf runs them without Dagster;
     # the UI shows each one's settings in its description.
-    resources={
-        name: value
-        if name == "io_manager"
-        else ResourceDefinition.hardcoded_resource(value, describe(name, value))
-        for name, value in resources.items()
-    },
+    resources={name: _wrapped(name, value) for name, value in resources.items()},
     executor=in_process_executor,
 )

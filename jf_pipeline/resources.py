@@ -765,7 +765,7 @@ def _split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def storage_from_uri(uri: str | None = None):
+def storage_from_uri(uri: str | None = None, s3: S3 | None = None):
     """Where assets hand results to each other (`JF_STORAGE`): a local folder for one
     machine; `s3://bucket/prefix` when runs execute in separate containers or pods, so a
     run that re-cleans only the changed file still finds the other files' clean tables.
@@ -775,10 +775,7 @@ def storage_from_uri(uri: str | None = None):
     uri = uri or settings.get("JF_STORAGE")
     if uri.startswith("s3://"):
         _split_s3_uri(uri)  # a clear error for a URI without a bucket, now
-        s3 = s3_from_env()
-        return CleanTableIOManager(
-            base=uri, endpoint_url=s3.endpoint_url, region_name=s3.region_name
-        )
+        return CleanTableIOManager(base=uri, s3=s3 or s3_from_env())
     return CleanTableIOManager(base=uri)
 
 

@@ -33,12 +33,11 @@ from pathlib import Path
 
 import polars as pl
 from dagster import (
-    ConfigurableIOManager,
     DagsterInvariantViolationError,
     InputContext,
+    IOManager,
     OutputContext,
 )
-from pydantic import Field, PrivateAttr
 
 from jf_pipeline.contract import is_valid_tenant_id
 from jf_pipeline.core.cleaning import CleanTable
@@ -153,21 +152,19 @@ _JUST_STORED: dict[tuple[str, str], CleanFile] = {}
 """(run id, storage key) -> the clean table this process stored in that run."""
 
 
-class CleanTableIOManager(ConfigurableIOManager):
-    """Stores each tenant's clean tables under `base`: a folder, or `s3://bucket/prefix`."""
+class CleanTableIOManager(IOManager):
+    """Stores each tenant's clean tables under `base`: a folder, or `s3://bucket/prefix`.
 
-    base: str = Field(description="A folder, or s3://bucket/prefix")
-    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint")
-    region_name: str | None = Field(default=None, description="AWS region (S3 bases only)")
+    A plain IO manager object, like the other resources (resources.py): `s3` is the S3
+    resource of an S3 base, and the code location gives it the landing store's when both are
+    on S3, so a run worker makes one S3 client, not two (0.15 s of CPU per run here)."""
 
-    _s3: S3 | None = PrivateAttr(default=None)
+    def __init__(self, base: str, s3: S3 | None = None):
+        self.base = base
+        self.s3 = s3 or S3()
 
-    @property
-    def s3(self) -> S3:
-        """The S3 client settings of an S3 base (one client per IO manager object)."""
-        if self._s3 is None:
-            self._s3 = S3(endpoint_url=self.endpoint_url, region_name=self.region_name)
-        return self._s3
+    def __repr__(self) -> str:
+        return f"CleanTableIOManager(base={self.base!r})"
 
     # keys --------------------------------------------------------------------------------
 
