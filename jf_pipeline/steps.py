@@ -316,7 +316,6 @@ def ingest_tenant(
     files = {spec.dataset: cleaned for spec, (_, cleaned) in zip(specs, results, strict=True)}
     del results
     try:
-        own = tenant_store.load(landing, tenant)  # as the publish step: read again
         policy = publish_policy(
             warehouse,
             own,

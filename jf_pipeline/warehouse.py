@@ -202,7 +202,8 @@ def record_history(
     columns = tracked_columns(history)
     names = ", ".join(ident(n) for n in columns)
     when, run = ingestion.get("finished_at") or datetime.now(UTC), ingestion.get("run_id")
-    if FIRST_VERSIONS_DIRECT and not _open_versions(con, h, tenant):
+    open_versions = _open_versions(con, h, tenant)
+    if FIRST_VERSIONS_DIRECT and not open_versions:
         # The tenant's first publish (or every row gone before): every row is new, so its
         # first versions are the published rows as they are, with no comparison to make
         # (the general path below gives the same rows, through a diff table and a join:
@@ -234,7 +235,7 @@ def record_history(
     # DuckDB's hash() would differ for (nearly) every row, as every row has a VARCHAR key
     # and the deals a DATE and a DECIMAL: only when at least half of the rows look changed
     # are the values compared (reading every column of both tables: 0.3 s CPU at 1M rows).
-    if changed and 2 * changed >= _open_versions(con, h, tenant):
+    if changed and 2 * changed >= open_versions:
         same = " AND ".join(f"hv.{ident(n)} IS NOT DISTINCT FROM cv.{ident(n)}" for n in columns)
         con.execute(
             f"""
