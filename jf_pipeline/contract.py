@@ -480,8 +480,45 @@ def tracked_columns(history: Table) -> list[str]:
     return [n for n in history.names if n != "tenant_id" and n not in HISTORY_COLUMNS]
 
 
-TABLES: dict[str, Table] = {**PUBLISHED_TABLES, INGESTIONS.name: INGESTIONS, **HISTORY_TABLES}
-"""Every table jf-pipeline writes."""
+def history_stores(history: Table) -> tuple[Table, Table]:
+    """The two tables `history` (a view) is stored in, so that each published row is
+    stored once: `<history>_ended` holds the versions that ended, every column;
+    `<history>_current` holds, per published row, only when and by which ingestion its
+    current version started and its hash; the current version's values are the published
+    row's. The view is the union of the ended versions and the published rows joined with
+    their `_current` entries (a first publish of 1M deals writes 5 narrow columns instead of
+    a second copy of every row)."""
+    by_name = {f.name: f for f in history.fields}
+    key = history.key[:-1]  # (tenant_id, <row id>): valid_from is the version's part
+    ended = Table(
+        f"{history.name}_ended",
+        f"The versions in {history.name} that ended (valid_to set), every column: "
+        f"{history.name} is a view of this table and of the current versions.",
+        history.fields,
+        key=history.key,
+    )
+    current = Table(
+        f"{history.name}_current",
+        f"One row per published row of {HISTORY_SOURCES[history.name]}: when, by which "
+        f"ingestion its current version in {history.name} started, and its hash; the "
+        "version's values are the published row's.",
+        tuple(by_name[n] for n in (*key, "valid_from", "valid_from_ingestion_id", "row_hash")),
+        key=key,
+    )
+    return ended, current
+
+
+HISTORY_STORES: dict[str, tuple[Table, Table]] = {
+    name: history_stores(history) for name, history in HISTORY_TABLES.items()
+}
+"""History view -> (ended versions, current versions' bookkeeping): the tables it is read from."""
+
+TABLES: dict[str, Table] = {
+    **PUBLISHED_TABLES,
+    INGESTIONS.name: INGESTIONS,
+    **{t.name: t for stores in HISTORY_STORES.values() for t in stores},
+}
+"""Every table jf-pipeline writes (the histories are views of their stores)."""
 WAREHOUSE_TABLES = PUBLISHED_TABLES  # the name the rest of the code has used
 
 

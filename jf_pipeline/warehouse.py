@@ -41,6 +41,7 @@ from jf_pipeline.contract import (
     CHANGE_VIEWS,
     HISTORIES,
     HISTORY_SOURCES,
+    HISTORY_STORES,
     HISTORY_TABLES,
     TABLES,
     Table,
@@ -175,55 +176,76 @@ def change_views() -> dict[str, tuple[str, str]]:
 VIEWS.update(change_views())
 
 
+def history_view_sql(history: Table) -> str:
+    """`history` as analysts read it: the ended versions, and the published rows as their
+    current versions (valid_to NULL), with when and by which ingestion each started."""
+    ended, current = (ident(t.name) for t in HISTORY_STORES[history.name])
+    source, key = ident(HISTORY_SOURCES[history.name]), ident(history.key[1])
+    types = {f.name: f.type for f in history.fields}
+    started = {"valid_from", "valid_from_ingestion_id", "row_hash"}
+    current_columns = ", ".join(
+        f"c.{ident(n)}"
+        if n in started
+        else f"CAST(NULL AS {types[n]}) AS {ident(n)}"
+        if n.startswith("valid_to")
+        else f"p.{ident(n)}"
+        for n in history.names
+    )
+    names = ", ".join(ident(n) for n in history.names)
+    return f"""
+        SELECT {names} FROM {ended}
+        UNION ALL
+        SELECT {current_columns}
+        FROM {source} p JOIN {current} c ON c.tenant_id = p.tenant_id AND c.{key} = p.{key}
+        """  # noqa: S608 - our own names only
+
+
 FIRST_VERSIONS_DIRECT = True
-"""A tenant without open versions gets its first versions straight from the published rows
-(see `record_history`); False takes the general path (the tests compare both)."""
+"""A tenant without current versions gets them straight from the published rows (see
+`start_versions`); False takes the general path (the tests compare both)."""
 
 
-def _open_versions(con: duckdb.DuckDBPyConnection, h: str, tenant: str) -> int:
-    return con.execute(
-        f"SELECT count(*) FROM {h} WHERE tenant_id = ? AND valid_to IS NULL",  # noqa: S608
-        [tenant],
-    ).fetchone()[0]
+def _history_names(history: Table) -> tuple[str, str, str, str, list[str]]:
+    ended, current = (ident(t.name) for t in HISTORY_STORES[history.name])
+    source, key = ident(HISTORY_SOURCES[history.name]), ident(history.key[1])
+    return ended, current, source, key, tracked_columns(history)
 
 
-def record_history(
+def end_versions(
     con: duckdb.DuckDBPyConnection, tenant: str, history: Table, ingestion: dict
-) -> dict[str, int]:
-    """Bring `tenant`'s versions in `history` in line with the rows just published to its
-    source table, inside the caller's transaction: rows whose values changed or that are
-    missing end their version (valid_to), new and changed rows start one. Set-wise: the
-    new rows' hashes are compared with the open versions' through a temporary table; when
-    most rows' hashes differ, the values are compared too (so a DuckDB whose hash() differs
-    refreshes the hashes instead of inventing versions). Statements with nothing to do are
-    skipped (an identical re-export costs two). Returns the counts of new, changed, gone."""
-    source = HISTORY_SOURCES[history.name]
-    key, h, c = ident(history.key[1]), ident(history.name), ident(source)
-    columns = tracked_columns(history)
-    names = ", ".join(ident(n) for n in columns)
+) -> dict[str, int] | None:
+    """First half of bringing `tenant`'s versions in `history` in line with a publish,
+    inside the caller's transaction, while the rows to publish are registered as
+    `incoming_rows` and the published table still holds the previous ones: rows whose
+    values changed or that are missing end their current version, which is copied, with
+    the old values, into the ended versions. Set-wise: the incoming rows' hashes are
+    compared with the current versions' through a temporary table (`history_diff`, which
+    `start_versions` uses and drops); when most rows' hashes differ, the values are
+    compared too (so a DuckDB whose hash() differs refreshes the hashes instead of
+    inventing versions). Returns the counts of new, changed and gone rows, or None when the
+    tenant has no current versions (its first publish: nothing to compare)."""
+    ended, current, source, key, columns = _history_names(history)
+    types = {f.name: f.type for f in history.fields}
     when, run = ingestion.get("finished_at") or datetime.now(UTC), ingestion.get("run_id")
-    open_versions = _open_versions(con, h, tenant)
-    if FIRST_VERSIONS_DIRECT and not open_versions:
-        # The tenant's first publish (or every row gone before): every row is new, so its
-        # first versions are the published rows as they are, with no comparison to make
-        # (the general path below gives the same rows, through a diff table and a join:
-        # 0.3-0.4 s more at 1M rows; test_history.py compares the two).
-        inserted = con.execute(
-            f"INSERT INTO {h} (tenant_id, {names}, valid_from, valid_from_ingestion_id, "  # noqa: S608
-            f"row_hash) SELECT ?, {names}, ?, ?, hash({names}) FROM {c} WHERE tenant_id = ?",
-            [tenant, when, run, tenant],
-        ).fetchone()[0]
-        return {"new": inserted, "changed": 0, "gone": 0}
+    (current_versions,) = con.execute(
+        f"SELECT count(*) FROM {current} WHERE tenant_id = ?",  # noqa: S608
+        [tenant],
+    ).fetchone()
+    if FIRST_VERSIONS_DIRECT and not current_versions:
+        return None
+    # Hashed as the published table will hold them: each value cast to its column's type.
+    incoming = ", ".join(f"CAST({ident(n)} AS {types[n]})" for n in columns)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE history_diff AS
         SELECT coalesce(n.k, o.k) AS k, o.row_hash AS old_hash, n.row_hash AS new_hash
-        FROM (SELECT {key} AS k, hash({names}) AS row_hash FROM {c} WHERE tenant_id = ?) n
-        FULL JOIN (SELECT {key} AS k, row_hash FROM {h}
-                   WHERE tenant_id = ? AND valid_to IS NULL) o ON n.k = o.k
+        FROM (SELECT CAST({key} AS {types[history.key[1]]}) AS k, hash({incoming}) AS row_hash
+              FROM incoming_rows) n
+        FULL JOIN (SELECT {key} AS k, row_hash FROM {current} WHERE tenant_id = ?) o
+          ON n.k = o.k
         WHERE n.row_hash IS DISTINCT FROM o.row_hash
         """,  # noqa: S608
-        [tenant, tenant],
+        [tenant],
     )
     counts = (
         "SELECT count(*) FILTER (WHERE old_hash IS NULL), "
@@ -234,46 +256,79 @@ def record_history(
     # Within one DuckDB, equal values hash equally: a differing hash is a change. Another
     # DuckDB's hash() would differ for (nearly) every row, as every row has a VARCHAR key
     # and the deals a DATE and a DECIMAL: only when at least half of the rows look changed
-    # are the values compared (reading every column of both tables: 0.3 s CPU at 1M rows).
-    if changed and 2 * changed >= open_versions:
-        same = " AND ".join(f"hv.{ident(n)} IS NOT DISTINCT FROM cv.{ident(n)}" for n in columns)
+    # are the values compared (reading every column of both sides: 0.3 s CPU at 1M rows).
+    if changed and 2 * changed >= current_versions:
+        same = " AND ".join(
+            f"CAST(n.{ident(c)} AS {types[c]}) IS NOT DISTINCT FROM p.{ident(c)}" for c in columns
+        )
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE history_same AS
             SELECT d.k, d.new_hash
             FROM history_diff d
-            JOIN {h} hv ON hv.{key} = d.k AND hv.tenant_id = ? AND hv.valid_to IS NULL
-            JOIN {c} cv ON cv.{key} = d.k AND cv.tenant_id = ?
+            JOIN incoming_rows n ON CAST(n.{key} AS {types[history.key[1]]}) = d.k
+            JOIN {source} p ON p.{key} = d.k AND p.tenant_id = ?
             WHERE d.old_hash IS NOT NULL AND d.new_hash IS NOT NULL AND {same}
             """,  # noqa: S608
-            [tenant, tenant],
+            [tenant],
         )
         if con.execute("SELECT count(*) FROM history_same").fetchone()[0]:
             con.execute(
-                f"UPDATE {h} SET row_hash = s.new_hash FROM history_same s "  # noqa: S608
-                f"WHERE {h}.tenant_id = ? AND {h}.valid_to IS NULL AND {h}.{key} = s.k",
+                f"UPDATE {current} SET row_hash = s.new_hash FROM history_same s "  # noqa: S608
+                f"WHERE {current}.tenant_id = ? AND {current}.{key} = s.k",
                 [tenant],
             )
             con.execute("DELETE FROM history_diff WHERE k IN (SELECT k FROM history_same)")
             new, changed, gone = con.execute(counts).fetchone()
         con.execute("DROP TABLE history_same")
     if changed or gone:
+        names = ", ".join(ident(n) for n in columns)
         con.execute(
-            f"UPDATE {h} SET valid_to = ?, valid_to_ingestion_id = ? FROM history_diff d "  # noqa: S608
-            f"WHERE {h}.tenant_id = ? AND {h}.valid_to IS NULL AND {h}.{key} = d.k "
-            "AND d.old_hash IS NOT NULL",
-            [when, run, tenant],
+            f"INSERT INTO {ended} (tenant_id, {names}, valid_from, valid_to, "  # noqa: S608
+            "valid_from_ingestion_id, valid_to_ingestion_id, row_hash) "
+            f"SELECT p.tenant_id, {', '.join(f'p.{ident(n)}' for n in columns)}, c.valid_from, "
+            "?, c.valid_from_ingestion_id, ?, c.row_hash "
+            f"FROM history_diff d JOIN {current} c ON c.{key} = d.k AND c.tenant_id = ? "
+            f"JOIN {source} p ON p.{key} = d.k AND p.tenant_id = ? WHERE d.old_hash IS NOT NULL",
+            [when, run, tenant, tenant],
         )
-    if new or changed:
         con.execute(
-            f"INSERT INTO {h} (tenant_id, {names}, valid_from, valid_from_ingestion_id, row_hash) "  # noqa: S608
-            f"SELECT ?, {', '.join(f'cv.{ident(n)}' for n in columns)}, ?, ?, d.new_hash "
-            f"FROM {c} cv JOIN history_diff d ON cv.{key} = d.k "
-            "WHERE cv.tenant_id = ? AND d.new_hash IS NOT NULL",
+            f"DELETE FROM {current} WHERE tenant_id = ? AND {key} IN "  # noqa: S608
+            "(SELECT k FROM history_diff WHERE old_hash IS NOT NULL)",
+            [tenant],
+        )
+    return {"new": new, "changed": changed, "gone": gone}
+
+
+def start_versions(
+    con: duckdb.DuckDBPyConnection,
+    tenant: str,
+    history: Table,
+    ingestion: dict,
+    counts: dict[str, int] | None,
+) -> dict[str, int]:
+    """Second half (after the published rows are replaced): the new and changed rows start
+    a current version. A tenant's first publish (`counts` None) starts one per published
+    row, hashed from the table, with no comparison to make (the general path gives the
+    same rows through the diff table; test_history.py compares the two)."""
+    _, current, source, key, columns = _history_names(history)
+    when, run = ingestion.get("finished_at") or datetime.now(UTC), ingestion.get("run_id")
+    if counts is None:
+        names = ", ".join(ident(n) for n in columns)
+        (inserted,) = con.execute(
+            f"INSERT INTO {current} (tenant_id, {key}, valid_from, valid_from_ingestion_id, "  # noqa: S608
+            f"row_hash) SELECT ?, {key}, ?, ?, hash({names}) FROM {source} WHERE tenant_id = ?",
             [tenant, when, run, tenant],
+        ).fetchone()
+        return {"new": inserted, "changed": 0, "gone": 0}
+    if counts["new"] or counts["changed"]:
+        con.execute(
+            f"INSERT INTO {current} (tenant_id, {key}, valid_from, valid_from_ingestion_id, "  # noqa: S608
+            "row_hash) SELECT ?, k, ?, ?, new_hash FROM history_diff WHERE new_hash IS NOT NULL",
+            [tenant, when, run],
         )
     con.execute("DROP TABLE history_diff")
-    return {"new": new, "changed": changed, "gone": gone}
+    return counts
 
 
 def _comment(con: duckdb.DuckDBPyConnection, target: str, text: str) -> None:
@@ -288,12 +343,38 @@ def document(con: duckdb.DuckDBPyConnection, tables: dict[str, Table] = TABLES) 
     current = dict(
         con.execute(
             "SELECT table_name || '.' || column_name, comment FROM duckdb_columns() "
-            "WHERE schema_name = 'main' UNION ALL "
-            "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main'"
+            "WHERE database_name = current_database() AND schema_name = 'main' UNION ALL "
+            "SELECT table_name, comment FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND schema_name = 'main'"
+        ).fetchall()
+    )
+    stored = dict(
+        con.execute(
+            "SELECT view_name, sql FROM duckdb_views() "
+            "WHERE database_name = current_database() AND schema_name = 'main'"
         ).fetchall()
     )
     con.execute("BEGIN TRANSACTION")
     try:
+        # The histories first (the change views read them), each replaced only when its
+        # definition differs from the stored one, as DuckDB normalises it (a temporary
+        # probe view): replacing drops a view's column comments, and rewriting them on
+        # every publish is what this function avoids.
+        for history in HISTORY_TABLES.values():
+            sql = history_view_sql(history)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW jf_view_probe AS {sql}")
+            (probe,) = con.execute(
+                "SELECT sql FROM duckdb_views() WHERE database_name = 'temp' "
+                "AND view_name = 'jf_view_probe'"
+            ).fetchone()
+            con.execute("DROP VIEW temp.jf_view_probe")
+            if stored.get(history.name, "").partition(" AS ")[2] != probe.partition(" AS ")[2]:
+                con.execute(f"CREATE OR REPLACE VIEW {ident(history.name)} AS {sql}")
+                current = {k: v for k, v in current.items() if k.split(".")[0] != history.name}
+            _comment(con, f"VIEW {ident(history.name)}", history.doc)
+            for field in history.fields:
+                if current.get(f"{history.name}.{field.name}") != field.doc:
+                    _comment(con, f"COLUMN {ident(history.name)}.{ident(field.name)}", field.doc)
         for view, (doc, sql) in VIEWS.items():  # cheap, and follows a changed definition
             con.execute(f"CREATE OR REPLACE VIEW {ident(view)} AS {sql}")
             _comment(con, f"VIEW {ident(view)}", doc)
@@ -444,18 +525,21 @@ class Writer:
                     continue
                 columns = TABLES[table].data_names
                 names = ", ".join(ident(c) for c in columns)
-                con.execute(f"DELETE FROM {ident(table)} WHERE tenant_id = ?", [tenant])  # noqa: S608
+                history = HISTORIES.get(table)
                 con.register("incoming_rows", ArrowStream(frame.select(columns)))
                 try:
+                    # Versions that end are copied with the old values, before they go.
+                    counts = end_versions(con, tenant, history, ingestion) if history else None
+                    con.execute(f"DELETE FROM {ident(table)} WHERE tenant_id = ?", [tenant])  # noqa: S608
                     con.execute(
                         f"INSERT INTO {ident(table)} (tenant_id, {names}) "  # noqa: S608
                         f"SELECT ?, {names} FROM incoming_rows",
                         [tenant],
                     )
+                    if history:
+                        changes[table] = start_versions(con, tenant, history, ingestion, counts)
                 finally:
                     con.unregister("incoming_rows")
-                if table in HISTORIES:
-                    changes[table] = record_history(con, tenant, HISTORIES[table], ingestion)
             columns = [c for c, _ in INGESTION_COLUMNS]
             con.execute(
                 f"INSERT INTO {ident(INGESTIONS)} ({', '.join(ident(c) for c in columns)}) "  # noqa: S608
@@ -484,9 +568,17 @@ def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
         # Holding the build file's lock, no other swap can be under way: any swap temp file
         # left beside the snapshot is from a writer killed mid-copy.
         remove_stale_swaps(Path(path))
-        missing = missing_histories(con)
-        ensure_schema(con)
-        seed_histories(con, missing)
+        # The schema and any upgrade of older histories in one transaction: a writer
+        # killed here leaves the warehouse as it was, to be upgraded by the next.
+        layouts = history_layouts(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            ensure_schema(con)
+            upgrade_histories(con, layouts)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
         document(con)
         yield Writer(con)
         con.execute("CHECKPOINT")
@@ -870,7 +962,7 @@ def prune_history(
                     f"SELECT count(*) FROM {ident(name)} WHERE {where}",  # noqa: S608
                     params,
                 ).fetchone()[0]
-                for name in HISTORY_TABLES
+                for name in HISTORY_TABLES  # the views (any layout): ended versions only
             }
         finally:
             con.close()
@@ -878,9 +970,9 @@ def prune_history(
     with writer(path) as w:
         w.con.execute("BEGIN TRANSACTION")
         try:
-            for name in HISTORY_TABLES:
+            for name, (ended, _) in HISTORY_STORES.items():
                 deleted[name] = w.con.execute(
-                    f"DELETE FROM {ident(name)} WHERE {where}",  # noqa: S608
+                    f"DELETE FROM {ident(ended.name)} WHERE {where}",  # noqa: S608
                     params,
                 ).fetchone()[0]
             w.con.execute("COMMIT")
@@ -890,46 +982,66 @@ def prune_history(
     return deleted
 
 
-def missing_histories(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The history tables a warehouse does not have yet (made before they existed)."""
-    present = {
+def history_layouts(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """How each history is stored in this warehouse: `stores` (a view of its ended and
+    current tables), `table` (one table of every version, before the stores) or `missing`
+    (made before the histories existed)."""
+    tables = {
         r[0]
         for r in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
         ).fetchall()
     }
-    return [name for name in HISTORY_TABLES if name not in present]
+    return {
+        name: "table" if name in tables else "stores" if stores[1].name in tables else "missing"
+        for name, stores in HISTORY_STORES.items()
+    }
 
 
-def seed_histories(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
-    """Start the just created history tables from what is published: one current version
-    per published row, dated by the tenant's latest successful publish. Without this, the
-    first publish after an upgrade would report every row as new. One transaction."""
-    if not names:
-        return
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for name in names:
-            history = HISTORY_TABLES[name]
-            source = HISTORY_SOURCES[history.name]
-            columns = ", ".join(ident(n) for n in tracked_columns(history))
-            values = ", ".join(f"c.{ident(n)}" for n in tracked_columns(history))
+def upgrade_histories(con: duckdb.DuckDBPyConnection, layouts: dict[str, str]) -> None:
+    """Bring histories stored the older ways (`history_layouts`) into their just created
+    stores. `table`: the ended versions move as they are, the current
+    ones keep when they started (only for rows still published: the current version is the
+    published row), and the old table goes (`document` makes the view). `missing`: every
+    published row starts a current version, dated by the tenant's latest successful
+    publish, so the first publish after an upgrade does not report every row as new.
+    Inside the caller's transaction (the one that created the stores)."""
+    for name, layout in layouts.items():
+        if layout == "stores":
+            continue
+        history = HISTORY_TABLES[name]
+        ended, current = (ident(t.name) for t in HISTORY_STORES[name])
+        source, key = ident(HISTORY_SOURCES[name]), ident(history.key[1])
+        columns = ", ".join(f"c.{ident(n)}" for n in tracked_columns(history))
+        if layout == "table":
+            names = ", ".join(ident(n) for n in history.names)
+            con.execute(
+                f"INSERT INTO {ended} ({names}) SELECT {names} FROM {ident(name)} "  # noqa: S608
+                "WHERE valid_to IS NOT NULL"
+            )
             con.execute(
                 f"""
-                INSERT INTO {ident(name)}
-                    (tenant_id, {columns}, valid_from, valid_from_ingestion_id, row_hash)
-                SELECT c.tenant_id, {values}, i.finished_at, i.run_id, hash({values})
-                FROM {ident(source)} c LEFT JOIN (
-                    SELECT tenant_id, finished_at, run_id FROM {ident(INGESTIONS)}
-                    WHERE outcome IN ('published', 'partial')
-                    QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY finished_at DESC) = 1
-                ) i ON i.tenant_id = c.tenant_id
+                INSERT INTO {current}
+                SELECT h.tenant_id, h.{key}, h.valid_from, h.valid_from_ingestion_id, h.row_hash
+                FROM {ident(name)} h
+                SEMI JOIN {source} c ON c.tenant_id = h.tenant_id AND c.{key} = h.{key}
+                WHERE h.valid_to IS NULL
                 """  # noqa: S608 - our own names only
             )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            con.execute(f"DROP TABLE {ident(name)}")
+        # Published rows without a current version (all of them when `missing`).
+        con.execute(
+            f"""
+            INSERT INTO {current}
+            SELECT c.tenant_id, c.{key}, i.finished_at, i.run_id, hash({columns})
+            FROM {source} c LEFT JOIN (
+                SELECT tenant_id, finished_at, run_id FROM {ident(INGESTIONS)}
+                WHERE outcome IN ('published', 'partial')
+                QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY finished_at DESC) = 1
+            ) i ON i.tenant_id = c.tenant_id
+            ANTI JOIN {current} o ON o.tenant_id = c.tenant_id AND o.{key} = c.{key}
+            """  # noqa: S608 - our own names only
+        )
 
 
 def purge_tenant(path: str, tenant: str) -> dict[str, int]:
@@ -939,13 +1051,15 @@ def purge_tenant(path: str, tenant: str) -> dict[str, int]:
     with writer(path) as w:
         w.con.execute("BEGIN TRANSACTION")
         try:
-            for table in TABLES:
-                (count,) = w.con.execute(
-                    f"SELECT count(*) FROM {ident(table)} WHERE tenant_id = ?",  # noqa: S608
+            # Counted as analysts see them (a history by its view, before its stores go).
+            stored_in = {t.name: name for name, stores in HISTORY_STORES.items() for t in stores}
+            for name in [t for t in TABLES if t not in stored_in] + list(HISTORY_STORES):
+                (deleted[name],) = w.con.execute(
+                    f"SELECT count(*) FROM {ident(name)} WHERE tenant_id = ?",  # noqa: S608
                     [tenant],
                 ).fetchone()
+            for table in TABLES:
                 w.con.execute(f"DELETE FROM {ident(table)} WHERE tenant_id = ?", [tenant])  # noqa: S608
-                deleted[table] = count
             w.con.execute("COMMIT")
         except BaseException:
             w.con.execute("ROLLBACK")

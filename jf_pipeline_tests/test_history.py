@@ -205,6 +205,19 @@ def assert_consistent(path: str) -> None:
             f"EXCEPT ALL SELECT tenant_id, {names} FROM {source}))",
         )
         assert differ == [(0,)], history.name
+        # Stored once: each published row has exactly one current-version entry, with the
+        # hash of its values, and no entry outlives its row (else the view would lose or
+        # invent versions).
+        _, current = wh.HISTORY_STORES[history.name]
+        key = wh.ident(history.key[1])
+        values = ", ".join(f"p.{wh.ident(c)}" for c in wh.tracked_columns(history))
+        assert query(
+            path,
+            f"SELECT count(*) FILTER (WHERE c.tenant_id IS NULL OR p.tenant_id IS NULL "  # noqa: S608
+            f"OR c.row_hash IS DISTINCT FROM hash({values})), count(*) "
+            f"FROM {source} p FULL JOIN {current.name} c "
+            f"ON c.tenant_id = p.tenant_id AND c.{key} = p.{key}",
+        ) == query(path, f"SELECT 0, count(*) FROM {source}"), history.name  # noqa: S608
 
 
 def _deals(*ids: str, stage: str = "Proposal") -> pl.DataFrame:
@@ -261,7 +274,7 @@ def test_a_hash_that_differs_for_the_same_values_refreshes_it_instead_of_adding_
     by overwriting the stored hashes) must not turn every row into a new version."""
     _publish(warehouse_path, "r1", _deals("D1", "D2"))
     with wh.writer(warehouse_path) as w:
-        w.con.execute("UPDATE deal_history SET row_hash = 42")
+        w.con.execute("UPDATE deal_history_current SET row_hash = 42")
     assert _publish(warehouse_path, "r2", _deals("D1", "D2")) == {
         "importable_deals": {"new": 0, "changed": 0, "gone": 0}
     }
@@ -291,7 +304,7 @@ def test_history_prune_deletes_only_ended_versions_older_than_asked(warehouse_pa
         _publish(warehouse_path, f"{tenant}-2", _deals("D1", "D2", stage="Won"), tenant=tenant)
     with wh.writer(warehouse_path) as w:  # acme's D1 and D2 versions ended 40 days ago
         w.con.execute(
-            "UPDATE deal_history SET valid_to = valid_to - INTERVAL 40 DAY "
+            "UPDATE deal_history_ended SET valid_to = valid_to - INTERVAL 40 DAY "
             "WHERE tenant_id = 'acme' AND deal_unique_id IN ('D1', 'D2')"
         )
 
@@ -370,9 +383,11 @@ def test_a_warehouse_made_before_history_starts_it_from_the_published_rows(wareh
     reports only what really changed, not every deal as new."""
     _publish(warehouse_path, "r1", _deals("D1", "D2"))
     with wh.writer(warehouse_path) as w:
-        for name in wh.HISTORY_TABLES:
+        for name, stores in wh.HISTORY_STORES.items():
             w.con.execute(f"DROP VIEW IF EXISTS {wh.CHANGE_VIEWS[name]}")
-            w.con.execute(f"DROP TABLE {name}")
+            w.con.execute(f"DROP VIEW {name}")
+            for store in stores:
+                w.con.execute(f"DROP TABLE {store.name}")
     with wh.writer(warehouse_path):
         pass  # opening the warehouse to write creates and seeds the history
     assert query(
@@ -383,6 +398,37 @@ def test_a_warehouse_made_before_history_starts_it_from_the_published_rows(wareh
     assert _publish(warehouse_path, "r2", _deals("D1", "D2", "D3")) == {
         "importable_deals": {"new": 1, "changed": 0, "gone": 0}
     }
+
+
+def test_a_history_kept_in_one_table_moves_into_its_stores_unchanged(warehouse_path):
+    """Upgrading from the layout before the stores (one table per history, every version
+    with every column): the first writer moves the ended versions and the current ones'
+    starts into the stores and drops the old table, in one transaction. The history reads
+    exactly as before, and the next publish ends and starts versions from it."""
+    _publish(warehouse_path, "r1", _deals("D1", "D2", "D3"))
+    _publish(warehouse_path, "r2", _deals("D1", "D2", stage="Won"))
+    history_sql = "SELECT * FROM deal_history ORDER BY deal_unique_id, valid_from"
+    before = query(warehouse_path, history_sql)
+    with wh.writer(warehouse_path) as w:  # the old layout, as the previous version left it
+        for name, stores in wh.HISTORY_STORES.items():
+            w.con.execute(f"CREATE TABLE {name}_old AS SELECT * FROM {name}")  # noqa: S608 - our names
+            w.con.execute(f"DROP VIEW {name}")
+            w.con.execute(f"ALTER TABLE {name}_old RENAME TO {name}")
+            for store in stores:
+                w.con.execute(f"DROP TABLE {store.name}")
+    layout = "SELECT table_type FROM information_schema.tables WHERE table_name = 'deal_history'"
+    assert query(str(wh.build_path(warehouse_path)), layout) == [("BASE TABLE",)]
+    with wh.writer(warehouse_path):
+        pass  # opening the warehouse to write upgrades it
+    assert query(warehouse_path, layout) == [("VIEW",)]
+    assert query(warehouse_path, history_sql) == before
+    assert query(warehouse_path, "SELECT count(*) FROM deal_history_ended") == [(3,)]
+    assert_consistent(warehouse_path)
+    assert _publish(warehouse_path, "r3", _deals("D1", "D2", "D4", stage="Won")) == {
+        "importable_deals": {"new": 1, "changed": 0, "gone": 0}
+    }
+    assert len(query(warehouse_path, history_sql)) == len(before) + 1
+    assert_consistent(warehouse_path)
 
 
 def test_history_tables_columns_and_change_views_carry_the_contracts_comments(warehouse_path):

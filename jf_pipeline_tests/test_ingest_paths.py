@@ -24,7 +24,7 @@ from dagster import DagsterInstance
 from jf_pipeline import cli, steps
 from jf_pipeline import warehouse as wh
 from jf_pipeline.approval import approval_run_config
-from jf_pipeline.contract import TABLES
+from jf_pipeline.contract import HISTORY_TABLES, TABLES
 from jf_pipeline.core.landing import file_versions, survey
 from jf_pipeline.core.tenant_settings import Change
 from jf_pipeline.onboarding import add, set_settings
@@ -40,11 +40,12 @@ TIMES = re.compile(rb"\d{4}-\d{2}-\d{2} \d{2}:\d{2}( UTC)?")
 
 
 def _tables(path: str, root: Path | None = None) -> dict[str, pl.DataFrame]:
-    """Every table's rows, run-specific columns left out, the landing root's path masked."""
+    """Every table's rows (and the history views'), run-specific columns left out, the
+    landing root's path masked."""
     con = duckdb.connect(path, read_only=True)
     try:
         found = {}
-        for name in TABLES:
+        for name in [*TABLES, *HISTORY_TABLES]:
             columns = [r[0] for r in con.execute(f"DESCRIBE {wh.ident(name)}").fetchall()]
             kept = [c for c in columns if not RUN_SPECIFIC.search(c)]
             listed = ", ".join(wh.ident(c) for c in kept)
