@@ -289,3 +289,97 @@ def test_every_money_form_at_size_reads_back_and_the_row_path_equals_the_distinc
     assert parsed.values.to_list()[size:] == [Decimal("103444000000.00"), Decimal("2500.00")]
     bad = [i for i, t in enumerate(texts) if t is not None and expected[i : i + 1] == [None]]
     assert parsed.problem.is_not_null().arg_true().to_list() == bad
+
+
+NEAR_US_AMOUNTS = [
+    "$1,234",  # a comma and no dot: 1234 or 1.234, decided by the column's vote
+    "USD 1,234",
+    "$1,234.567",  # three decimals
+    "$12,34.50",  # a misplaced group
+    "$ 5.50",  # a space after the sign
+    "USD1234.5",
+    "usd 12",  # a code in lower case is no code
+    "$\u0661\u0662\u0663",  # Arabic-Indic digits
+    "$99999999999999999.99",  # too many digits for the column's type
+    "$1,234,567,890,123,456,789.00",
+    "$.5",
+    "$5.",
+    "$-5",
+    "($1,234.56)",
+    "1,234.56",
+    "0,99",  # votes for a decimal comma
+    "1.234,56",
+    "12,5",
+]
+
+
+@settings(
+    max_examples=15, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    size=st.integers(1_100, 3_000),
+    seed=st.integers(0, 2**32 - 1),
+    near=st.floats(0, 0.2),
+    european=st.sampled_from([0.0, 0.3, 0.9]),  # 0.9: the column votes for a decimal comma
+    distinct=st.booleans(),
+)
+def test_us_amounts_fast_path_equals_the_general_parser(size, seed, near, european, distinct):
+    """Protects parse_money's shortcut for `$1,234.56` / `USD 99` / `$5.5` (the general
+    parser skipped): values, problems and the decimal-mark vote must be exactly the general
+    parser's, on columns that mix those with near-miss shapes (`$1,234`, three decimals,
+    non-ASCII digits, overflows) and with enough decimal commas to turn the vote, on both
+    the row path and the distinct-values path."""
+    import random
+
+    from jf_pipeline.core import values as module
+
+    r = random.Random(seed)
+    texts: list[str | None] = []
+    for _ in range(size):
+        amount = Decimal(r.randrange(0, 10**9)) / 100
+        roll = r.random()
+        if roll < near:
+            texts.append(r.choice(NEAR_US_AMOUNTS))
+        elif roll < near + european * (1 - near):
+            texts.append(render(amount, "eu"))
+        else:
+            texts.append(render(amount, r.choice(["us", "code", "plain"])).replace(".00", ""))
+    series = pl.Series("v", texts, dtype=pl.String)
+    with pytest.MonkeyPatch.context() as patch:
+        if distinct:
+            patch.setattr(module, "DISTINCT_SAMPLE", 0)
+        fast = parse_money(series)
+        patch.setattr(module, "SHAPED_FAST_PATH", False)
+        slow = parse_money(series)
+    assert fast.values.dtype == slow.values.dtype == pl.Decimal(18, 2)
+    assert fast.values.to_list() == slow.values.to_list()
+    assert fast.problem.to_list() == slow.problem.to_list()
+    assert fast.notes == slow.notes
+    # The shortcut was taken, and it read what it took.
+    us = [i for i, t in enumerate(texts) if t is not None and t.startswith("$") and "." in t]
+    assert any(fast.values[i] is not None for i in us)
+
+
+def test_us_amounts_fast_path_reads_its_shapes_and_leaves_the_rest():
+    """The shortcut's own answers, against values written out by hand."""
+    parsed = parse_money(
+        pl.Series("v", ["$1,234.56", "USD 99", "$5.5", "USD 7.25", "$1,234", "1.234,50", "0,99"])
+    )
+    assert parsed.values.to_list() == [
+        Decimal("1234.56"),
+        Decimal("99.00"),
+        Decimal("5.50"),
+        Decimal("7.25"),
+        Decimal("1234.00"),  # the column votes for `.` (3 dots against 2 commas)
+        Decimal("1234.50"),
+        Decimal("0.99"),
+    ]
+    assert parsed.problem.to_list() == [None] * 7
+    # Where the column writes decimal commas, `$1,234` is 1.234 (the general parser decides).
+    european = parse_money(pl.Series("v", ["$1,234", "1.234,50", "0,99", "$1,234.56"]))
+    assert european.values.to_list() == [
+        Decimal("1.23"),
+        Decimal("1234.50"),
+        Decimal("0.99"),
+        Decimal("1234.56"),
+    ]

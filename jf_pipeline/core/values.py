@@ -252,6 +252,12 @@ _SPACES = r"[\s\u00a0\u202f\u2009']"
 
 
 _PLAIN_NUMBER = r"^\s*-?\d{1,16}(\.\d{1,2})?\s*$"
+_US_AMOUNT = r"^(?:\$|USD ?)?(?:[0-9]{1,3}(?:,[0-9]{3})+\.[0-9]{1,2}|[0-9]{1,16}(?:\.[0-9]{1,2})?)$"
+"""`$1,234.56`, `USD 99`, `$5.5`: read the same whatever the column's decimal mark (a comma
+before the dot only groups; no mark, nothing to decide), so they skip the general parser.
+Each with a dot votes for `.` as the general parser would count it. `$1,234` (a comma and no
+dot) depends on the vote: not here."""
+SHAPED_FAST_PATH = True
 
 
 def parse_money(series: pl.Series) -> ParsedColumn:
@@ -273,6 +279,26 @@ def parse_money(series: pl.Series) -> ParsedColumn:
             value=pl.col("raw").str.strip_chars().cast(pl.Decimal(18, 2), strict=False),
         ).with_columns(problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")))
         d = d.filter(~is_plain)
+        shaped_dot_votes = 0
+        shaped = d.clear().select(_ROW_INDEX, "raw", value=pl.lit(None, pl.Decimal(18, 2)))
+        if SHAPED_FAST_PATH:
+            is_shaped = pl.col("raw").str.contains(_US_AMOUNT)
+            shaped = d.filter(is_shaped)
+            shaped_dot_votes = shaped.filter(pl.col("raw").str.contains(".", literal=True))[
+                "n"
+            ].sum()
+            shaped = shaped.select(
+                _ROW_INDEX,
+                "raw",
+                value=pl.col("raw")
+                .str.replace(r"^(?:\$|USD ?)", "")
+                .str.replace_all(",", "", literal=True)
+                .cast(pl.Decimal(18, 2), strict=False),
+            )
+            d = d.filter(~is_shaped)
+        shaped = shaped.with_columns(
+            problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number"))
+        )
         raw = pl.col("raw")
         d = d.with_columns(
             negative=raw.str.contains(r"^\s*\(.*\)\s*$")
@@ -311,7 +337,7 @@ def parse_money(series: pl.Series) -> ParsedColumn:
                 | pl.col("core").str.contains(r"\.\d{1,2}$")
             )
         )["n"].sum()
-        comma_is_decimal = comma_decimal > dot_decimal + plain_dot_votes
+        comma_is_decimal = comma_decimal > dot_decimal + plain_dot_votes + shaped_dot_votes
         decimal_mark = (
             pl.when((pl.col("dots") > 0) & (pl.col("commas") > 0))
             .then(
@@ -366,7 +392,10 @@ def parse_money(series: pl.Series) -> ParsedColumn:
             )
             .with_columns(problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")))
         )
-        return pl.concat([plain, d.select(_ROW_INDEX, "raw", "value", "problem")]), []
+        return (
+            pl.concat([plain, shaped, d.select(_ROW_INDEX, "raw", "value", "problem")]),
+            [],
+        )
 
     values, problem, notes = _by_distinct(series, parse)
     return ParsedColumn(values.cast(pl.Decimal(18, 2)), problem.cast(pl.String), notes)
