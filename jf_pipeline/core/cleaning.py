@@ -213,14 +213,14 @@ def clean_table(
     found = [c for c in spec.columns if c.name not in read.missing_columns]
 
     def cleaned(c: Column) -> pl.Expr:
-        expr = missing_to_null(pl.col(c.name))
+        expr = missing_to_null(pl.col(c.name), trimmed=True)
         return null_reference_to_null(expr) if c.kind is Kind.ID else expr
 
     frame = read.frame.select(
         "row_number",
         *[pl.col(c.name).alias(f"_raw_{c.name}") for c in spec.columns],
-        *[cleaned(c).alias(c.name) for c in spec.columns],
-    )
+        *[pl.col(c.name).str.strip_chars() for c in spec.columns],
+    ).with_columns(cleaned(c).alias(c.name) for c in spec.columns)
     problems = [read.problems]
     error_flags: list[pl.Series] = []
     typed: dict[str, pl.Series] = {}

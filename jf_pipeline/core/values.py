@@ -50,14 +50,16 @@ class ParsedColumn:
 _MISSING = "(?i)^(?:" + "|".join(re.escape(p) for p in MISSING_PLACEHOLDERS) + "|)$"
 
 
-def missing_to_null(expr: pl.Expr) -> pl.Expr:
+def missing_to_null(expr: pl.Expr, *, trimmed: bool = False) -> pl.Expr:
     """Trim; blank, whitespace-only and the placeholders (#N/A, NULL, \\N, -, …) -> null.
 
     Every text value is trimmed here (leading and trailing whitespace, non-breaking spaces
-    included); inner spaces are kept."""
-    trimmed = expr.str.strip_chars()
+    included); inner spaces are kept. `trimmed`: `expr` is trimmed already. (An eager
+    `select` does not share subexpressions: the trim written here once would run twice,
+    about 0.2 s CPU per million rows of eleven columns; callers at size trim first.)"""
+    text = expr if trimmed else expr.str.strip_chars()
     # One anchored, case-insensitive regex: much cheaper than lower-casing every cell.
-    return pl.when(trimmed.str.contains(_MISSING)).then(None).otherwise(trimmed)
+    return pl.when(text.str.contains(_MISSING)).then(None).otherwise(text)
 
 
 def missing_to_null_series(series: pl.Series) -> pl.Series:
