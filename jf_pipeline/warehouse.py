@@ -1002,7 +1002,7 @@ def upgrade_histories(con: duckdb.DuckDBPyConnection, layouts: dict[str, str]) -
     """Bring histories stored the older ways (`history_layouts`) into their just created
     stores. `table`: the ended versions move as they are, the current
     ones keep when they started (only for rows still published: the current version is the
-    published row), and the old table goes (`document` makes the view). `missing`: every
+    published row), and the old table gives way to the view. `missing`: every
     published row starts a current version, dated by the tenant's latest successful
     publish, so the first publish after an upgrade does not report every row as new.
     Inside the caller's transaction (the one that created the stores)."""
@@ -1014,7 +1014,17 @@ def upgrade_histories(con: duckdb.DuckDBPyConnection, layouts: dict[str, str]) -
         source, key = ident(HISTORY_SOURCES[name]), ident(history.key[1])
         columns = ", ".join(f"c.{ident(n)}" for n in tracked_columns(history))
         if layout == "table":
-            names = ", ".join(ident(n) for n in history.names)
+            # The columns both have: a table from before a column was added to the contract
+            # lacks it (ensure_schema no longer adds columns to it); those versions get NULL.
+            legacy = {
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' "
+                    "AND table_name = ?",
+                    [name],
+                ).fetchall()
+            }
+            names = ", ".join(ident(n) for n in history.names if n in legacy)
             con.execute(
                 f"INSERT INTO {ended} ({names}) SELECT {names} FROM {ident(name)} "  # noqa: S608
                 "WHERE valid_to IS NOT NULL"
@@ -1029,6 +1039,9 @@ def upgrade_histories(con: duckdb.DuckDBPyConnection, layouts: dict[str, str]) -
                 """  # noqa: S608 - our own names only
             )
             con.execute(f"DROP TABLE {ident(name)}")
+        # The view in the same transaction: a writer killed after it commits leaves every
+        # history readable (`document` adds the comments).
+        con.execute(f"CREATE OR REPLACE VIEW {ident(name)} AS {history_view_sql(history)}")
         # Published rows without a current version (all of them when `missing`).
         con.execute(
             f"""

@@ -431,6 +431,79 @@ def test_a_history_kept_in_one_table_moves_into_its_stores_unchanged(warehouse_p
     assert_consistent(warehouse_path)
 
 
+def _to_one_table_layout(warehouse_path: str, without: str | None = None) -> None:
+    """The layout before the stores (one table per history), as the previous version left
+    it; `without`: a deal column the contract added later, absent from that layout."""
+    with wh.writer(warehouse_path) as w:
+        for name, stores in wh.HISTORY_STORES.items():
+            w.con.execute(f"CREATE TABLE {name}_old AS SELECT * FROM {name}")  # noqa: S608 - our names
+            w.con.execute(f"DROP VIEW {name}")
+            w.con.execute(f"ALTER TABLE {name}_old RENAME TO {name}")
+            for store in stores:
+                w.con.execute(f"DROP TABLE {store.name}")
+        if without:
+            w.con.execute(f"ALTER TABLE deal_history DROP COLUMN {without}")
+
+
+def test_a_writer_killed_after_the_upgrade_commits_leaves_every_history_readable(
+    warehouse_path, monkeypatch
+):
+    """Protects the upgrade's one transaction: the history views are made with the stores,
+    not afterwards with the comments (`document`), so a writer that dies between the two
+    leaves deal_history, its change view and `jf status`'s counts as they were."""
+    _publish(warehouse_path, "r1", _deals("D1", "D2", "D3"))
+    _publish(warehouse_path, "r2", _deals("D1", "D2", stage="Won"))
+    history_sql = "SELECT * FROM deal_history ORDER BY deal_unique_id, valid_from"
+    changes_sql = "SELECT * FROM deal_changes ORDER BY ALL"
+    before = query(warehouse_path, history_sql), query(warehouse_path, changes_sql)
+    _to_one_table_layout(warehouse_path)
+
+    class Killed(BaseException):
+        pass
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(wh, "document", killed)
+    with pytest.raises(Killed), wh.writer(warehouse_path):
+        pass
+    build = str(wh.build_path(warehouse_path))
+    assert query(build, history_sql) == before[0]
+    assert query(build, changes_sql) == before[1]
+    views = "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW'"
+    assert set(wh.HISTORY_STORES) <= {name for (name,) in query(build, views)}
+    monkeypatch.undo()
+    with wh.writer(warehouse_path):
+        pass  # the next writer adds what document() would have
+    assert (query(warehouse_path, history_sql), query(warehouse_path, changes_sql)) == before
+    assert_consistent(warehouse_path)
+
+
+def test_a_one_table_history_without_a_later_contract_column_still_upgrades(warehouse_path):
+    """Protects upgrading a warehouse that skipped versions: its one-table history lacks a
+    column the contract added since (ensure_schema never alters it). The versions move with
+    NULL there, every other value as it was, and publishing goes on."""
+    _publish(warehouse_path, "r1", _deals("D1", "D2", "D3"))
+    _publish(warehouse_path, "r2", _deals("D1", "D2", stage="Won"))
+    history_sql = (
+        "SELECT deal_unique_id, deal_stage, valid_from, valid_to, valid_from_ingestion_id, "
+        "project_type FROM deal_history ORDER BY deal_unique_id, valid_from"
+    )
+    before = query(warehouse_path, history_sql)
+    assert any(row[3] is not None and row[5] is not None for row in before)  # ended, typed
+    _to_one_table_layout(warehouse_path, without="project_type")
+    with wh.writer(warehouse_path):
+        pass  # opening the warehouse to write upgrades it
+    after = query(warehouse_path, history_sql)
+    assert [r[:5] for r in after] == [r[:5] for r in before]
+    # Ended versions lost the column with the old table; current ones read the published row.
+    assert [r[5] for r in after] == [None if r[3] is not None else r[5] for r in before]
+    assert _publish(warehouse_path, "r3", _deals("D1", "D2", "D4", stage="Won")) == {
+        "importable_deals": {"new": 1, "changed": 0, "gone": 0}
+    }
+    assert_consistent(warehouse_path)
+
+
 def test_history_tables_columns_and_change_views_carry_the_contracts_comments(warehouse_path):
     """Analysts read what each history column means from the warehouse itself."""
     _publish(warehouse_path, "r1", _deals("D1"))
