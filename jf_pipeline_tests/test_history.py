@@ -400,6 +400,20 @@ def test_a_warehouse_made_before_history_starts_it_from_the_published_rows(wareh
     }
 
 
+def _to_one_table_layout(warehouse_path: str, without: str | None = None) -> None:
+    """The layout before the stores (one table per history), as the previous version left
+    it; `without`: a deal column the contract added later, absent from that layout."""
+    with wh.writer(warehouse_path) as w:
+        for name, stores in wh.HISTORY_STORES.items():
+            w.con.execute(f"CREATE TABLE {name}_old AS SELECT * FROM {name}")  # noqa: S608 - our names
+            w.con.execute(f"DROP VIEW {name}")
+            w.con.execute(f"ALTER TABLE {name}_old RENAME TO {name}")
+            for store in stores:
+                w.con.execute(f"DROP TABLE {store.name}")
+        if without:
+            w.con.execute(f"ALTER TABLE deal_history DROP COLUMN {without}")
+
+
 def test_a_history_kept_in_one_table_moves_into_its_stores_unchanged(warehouse_path):
     """Upgrading from the layout before the stores (one table per history, every version
     with every column): the first writer moves the ended versions and the current ones'
@@ -409,13 +423,7 @@ def test_a_history_kept_in_one_table_moves_into_its_stores_unchanged(warehouse_p
     _publish(warehouse_path, "r2", _deals("D1", "D2", stage="Won"))
     history_sql = "SELECT * FROM deal_history ORDER BY deal_unique_id, valid_from"
     before = query(warehouse_path, history_sql)
-    with wh.writer(warehouse_path) as w:  # the old layout, as the previous version left it
-        for name, stores in wh.HISTORY_STORES.items():
-            w.con.execute(f"CREATE TABLE {name}_old AS SELECT * FROM {name}")  # noqa: S608 - our names
-            w.con.execute(f"DROP VIEW {name}")
-            w.con.execute(f"ALTER TABLE {name}_old RENAME TO {name}")
-            for store in stores:
-                w.con.execute(f"DROP TABLE {store.name}")
+    _to_one_table_layout(warehouse_path)
     layout = "SELECT table_type FROM information_schema.tables WHERE table_name = 'deal_history'"
     assert query(str(wh.build_path(warehouse_path)), layout) == [("BASE TABLE",)]
     with wh.writer(warehouse_path):
@@ -429,20 +437,6 @@ def test_a_history_kept_in_one_table_moves_into_its_stores_unchanged(warehouse_p
     }
     assert len(query(warehouse_path, history_sql)) == len(before) + 1
     assert_consistent(warehouse_path)
-
-
-def _to_one_table_layout(warehouse_path: str, without: str | None = None) -> None:
-    """The layout before the stores (one table per history), as the previous version left
-    it; `without`: a deal column the contract added later, absent from that layout."""
-    with wh.writer(warehouse_path) as w:
-        for name, stores in wh.HISTORY_STORES.items():
-            w.con.execute(f"CREATE TABLE {name}_old AS SELECT * FROM {name}")  # noqa: S608 - our names
-            w.con.execute(f"DROP VIEW {name}")
-            w.con.execute(f"ALTER TABLE {name}_old RENAME TO {name}")
-            for store in stores:
-                w.con.execute(f"DROP TABLE {store.name}")
-        if without:
-            w.con.execute(f"ALTER TABLE deal_history DROP COLUMN {without}")
 
 
 def test_a_writer_killed_after_the_upgrade_commits_leaves_every_history_readable(
