@@ -383,3 +383,63 @@ def test_us_amounts_fast_path_reads_its_shapes_and_leaves_the_rest():
         Decimal("0.99"),
         Decimal("1234.56"),
     ]
+
+
+WIDTH_FIELDS = [
+    "plain",
+    "",
+    '""',
+    '"quoted, with the delimiter"',
+    '"an ""escaped"" quote"',
+    '""""',
+    "12,5",  # the delimiter itself (becomes two fields)
+    '"$4,385,753.65"',
+    "  spaced  ",
+    "caf\u00e9 \u00fcber",
+]
+WIDTH_ODD_FIELDS = [
+    'in"side',  # a quote inside an unquoted field
+    '"closed"then',  # text after the closing quote
+    '"never closed',
+    '"two\nlines"',  # a quoted line break: one record over two lines
+    ' "space first"',
+]
+
+
+@settings(
+    max_examples=25, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    lines=st.integers(1_000, 2_500),
+    seed=st.integers(0, 2**32 - 1),
+    delimiter=st.sampled_from([",", ";", "\t", "|"]),
+    eol=st.sampled_from(["\n", "\r\n"]),
+    odd=st.sampled_from([0.0, 0.0, 0.001, 0.05]),
+    blank=st.floats(0, 0.05),
+)
+def test_record_widths_equal_the_csv_modules_at_size(lines, seed, delimiter, eol, odd, blank):
+    """Protects the reader's vectorised field count (one polars pass over all lines, used
+    unless a quote is out of place): at thousands of lines, with quoted delimiters, escaped
+    quotes, empty and blank lines, CRLF, every delimiter, and at times stray quotes or a
+    quoted line break, every record's width is exactly what Python's csv module reads."""
+    import csv
+    import io
+    import random
+
+    from jf_pipeline.core.reading import _record_widths
+
+    r = random.Random(seed)
+    records = []
+    for _ in range(lines):
+        if r.random() < blank:
+            records.append("")
+            continue
+        fields = [
+            (r.choice(WIDTH_ODD_FIELDS) if r.random() < odd else r.choice(WIDTH_FIELDS))
+            for _ in range(r.randint(1, 8))
+        ]
+        records.append(delimiter.join(f.replace(",", delimiter) for f in fields))
+    text = eol.join(records) + eol
+    expected = [len(row) for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+    widths = _record_widths(text, text.encode("utf-8"), delimiter, "\n")
+    assert widths.to_list() == expected
