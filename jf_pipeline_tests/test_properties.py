@@ -443,3 +443,78 @@ def test_record_widths_equal_the_csv_modules_at_size(lines, seed, delimiter, eol
     expected = [len(row) for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
     widths = _record_widths(text, text.encode("utf-8"), delimiter, "\n")
     assert widths.to_list() == expected
+
+
+EMAIL_FORMS = [
+    "ann@acme.example",
+    " Ann@ACME.example ",
+    "Ann Lee <ann@acme.example>",
+    "mailto:bob@acme.example",
+    "j\u00f6rg@m\u00fcller.example",  # internationalised
+    "not an e-mail",
+    "ann@",
+    "@acme.example",
+    "ann@acme",
+    "",
+]
+URL_FORMS = [
+    "acme.example",
+    "https://Acme.Example/path?q=1",
+    "HTTP://WWW.ACME.EXAMPLE",
+    "m\u00fcller.example",
+    "acme.example:8080/x",
+    "not a url",
+    "localhost",
+    "http://",
+    "",
+]
+
+
+@pytest.mark.parametrize("kind", ["emails", "urls"])
+@settings(
+    max_examples=12, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    size=st.integers(1_000, 4_000),
+    seed=st.integers(0, 2**32 - 1),
+    distinct=st.sampled_from([5, 60, 400, 10**6]),  # how many different values there are
+    nulls=st.sampled_from([0.0, 0.3, 1.0]),
+)
+def test_emails_and_urls_parsed_per_distinct_value_equal_parsing_every_row(
+    kind, size, seed, distinct, nulls
+):
+    """Protects parse_emails' and parse_urls' shortcut (each distinct value parsed once and
+    joined back when values repeat, as an owner column does over a million deals): values
+    and problems exactly those of parsing every row, for columns of few, some or all
+    distinct values, with nulls, all null, valid and invalid forms mixed."""
+    import random
+
+    from jf_pipeline.core import values as module
+
+    fast, each, forms = {
+        "emails": (module.parse_emails, module._parse_emails_each, EMAIL_FORMS),
+        "urls": (module.parse_urls, module._parse_urls_each, URL_FORMS),
+    }[kind]
+    r = random.Random(seed)
+    pool = [f"{r.randrange(distinct)}.{r.choice(forms)}" for _ in range(min(distinct, size))]
+    pool += forms
+    texts = [None if r.random() < nulls else r.choice(pool) for _ in range(size)]
+    series = pl.Series("v", texts, dtype=pl.String)
+    seen: list[int] = []
+
+    def spied(values):
+        seen.append(len(values))
+        return each(values)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, each.__name__, spied)
+        got = fast(series)
+    expected = each(series)
+    if distinct <= 60:  # few values: each parsed once, not once per row
+        assert seen[0] <= distinct + len(forms) < size
+    assert got.values.dtype == expected.values.dtype == pl.String
+    assert got.values.to_list() == expected.values.to_list()
+    assert got.problem.to_list() == expected.problem.to_list()
+    assert (got.values.name, got.problem.name) == (expected.values.name, expected.problem.name)
+    if nulls < 1.0:
+        assert got.values.is_not_null().any() and got.problem.is_not_null().any()
