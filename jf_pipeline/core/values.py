@@ -434,6 +434,14 @@ def _per_distinct(series: pl.Series, parse: Callable[[pl.Series], ParsedColumn])
         return parse(series)
     distinct = series.drop_nulls().unique()
     parsed = parse(distinct)
+    if distinct.len() == 0:  # all null (a column the file does not have): nothing to join
+        return ParsedColumn(
+            pl.repeat(None, len(series), dtype=parsed.values.dtype, eager=True).alias(
+                parsed.values.name
+            ),
+            pl.repeat(None, len(series), dtype=pl.String, eager=True).alias(parsed.problem.name),
+            parsed.notes,
+        )
     lookup = pl.DataFrame(
         {"raw": distinct, "value": parsed.values, "problem": parsed.problem.cast(pl.String)}
     )
