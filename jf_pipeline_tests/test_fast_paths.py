@@ -263,32 +263,3 @@ def test_frames_reach_duckdb_as_they_did_through_pyarrow(drop, tmp_path):
         checked += 1
     con.close()
     assert checked == 4
-
-
-def test_contacts_loops_found_beside_the_deal_joins_equal_the_serial_publication(drop, monkeypatch):
-    """Protects publication's parallel search for reports_to loops (a second thread while
-    the deals are joined, from PARALLEL_MIN_ROWS contacts): every published table and every
-    reported row equal the serial publication's, loops included."""
-    from dataclasses import replace
-
-    from jf_pipeline.core import publication as module
-
-    deals, accounts, contacts = (_clean(drop, d).table for d in ("deals", "accounts", "contacts"))
-    ids = contacts.rows["contact_unique_id"]
-    loop = {ids[10]: ids[11], ids[11]: ids[12], ids[12]: ids[10], ids[20]: ids[20]}
-    rows = contacts.rows.with_columns(
-        pl.col("contact_unique_id")
-        .replace_strict(loop, default=pl.col("reports_to_id"), return_dtype=pl.String)
-        .alias("reports_to_id")
-    )
-    contacts = replace(contacts, rows=rows)
-
-    def published(min_rows: int):
-        monkeypatch.setattr(module, "PARALLEL_MIN_ROWS", min_rows)
-        return module.publication(deals, accounts, contacts, lambda: pl.Series([], dtype=pl.String))
-
-    serial, parallel = published(10**9), published(1_000)
-    for name in ("importable_deals", "accounts", "importable_contacts", "rejected_rows"):
-        assert getattr(parallel, name).equals(getattr(serial, name)), name
-    looped = parallel.rejected_rows.filter(pl.col("reason") == "reports_to_cycle")
-    assert sorted(looped["record_id"]) == sorted([ids[10], ids[11], ids[12], ids[20]])

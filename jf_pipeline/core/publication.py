@@ -7,12 +7,11 @@ published rows for it stay. `rejected_rows` is always replaced, so the admin see
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
 
-from jf_pipeline.core.cleaning import PARALLEL_MIN_ROWS, CleanTable
+from jf_pipeline.core.cleaning import CleanTable
 from jf_pipeline.core.problems import (
     ERROR,
     concat_problems,
@@ -23,7 +22,6 @@ from jf_pipeline.core.rules import (
     checked_contacts,
     importable_deals,
     merged_accounts,
-    reports_to_cycles,
     resolve_owners,
 )
 
@@ -86,15 +84,6 @@ def publication(
     `default_owner` is the tenant's default owner e-mail for the owners it cannot resolve
     (None: those deals are errors)."""
     problems = [deals.problems, accounts.problems, contacts.problems]
-    cycles = None
-    if not contacts.rejected and contacts.rows.height >= PARALLEL_MIN_ROWS:
-        # The contacts' reports_to loops need no other file: found on a second core while
-        # the deals are joined (polars releases the GIL).
-        pool = ThreadPoolExecutor(max_workers=1)
-        cycles = pool.submit(
-            reports_to_cycles, contacts.rows["contact_unique_id"], contacts.rows["reports_to_id"]
-        )
-        pool.shutdown(wait=False)
     if users is not None:
         problems.append(users.problems)
     deal_rows = account_rows = None
@@ -125,9 +114,7 @@ def publication(
 
     contact_rows = None
     if not contacts.rejected:
-        contact_rows, contact_problems = checked_contacts(
-            contacts.rows, known, cycles.result() if cycles is not None else None
-        )
+        contact_rows, contact_problems = checked_contacts(contacts.rows, known)
         problems.append(contact_problems)
 
     header_lines = {

@@ -233,13 +233,11 @@ def reports_to_cycles(ids: pl.Series, reports_to: pl.Series) -> pl.Series:
 
 
 def checked_contacts(
-    contacts: pl.DataFrame, known_accounts: pl.Series, cycles: pl.Series | None = None
+    contacts: pl.DataFrame, known_accounts: pl.Series
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Contacts are always kept; unknown accounts, unknown managers and loops are warnings.
-    `cycles`: `reports_to_cycles` of these contacts, when the caller computed it already."""
+    """Contacts are always kept; unknown accounts, unknown managers and loops are warnings."""
     ids = contacts["contact_unique_id"]
-    if cycles is None:
-        cycles = reports_to_cycles(ids, contacts["reports_to_id"])
+    cycles = reports_to_cycles(ids, contacts["reports_to_id"])
     checks = contacts.with_columns(
         _unknown_account=~pl.col("account_unique_id").is_in(known_accounts.implode()),
         _unknown_manager=pl.col("reports_to_id").is_not_null()
