@@ -77,6 +77,12 @@ _ROW_INDEX = pl.col("^_i$")
 """Selects `_i` when `_by_distinct` passes rows, nothing when it passes distinct values."""
 
 
+def _mostly_distinct(series: pl.Series, share: float) -> bool:
+    """More than `share` of the first DISTINCT_SAMPLE present values differ (1,000 at least)."""
+    sample = series.head(DISTINCT_SAMPLE).drop_nulls()
+    return sample.len() >= 1_000 and sample.n_unique() > share * sample.len()
+
+
 def _by_distinct(series: pl.Series, parse) -> tuple[pl.Series, pl.Series, list]:
     """Run `parse(distinct: DataFrame[raw, n]) -> DataFrame[raw, value, problem]` and join back.
 
@@ -84,8 +90,7 @@ def _by_distinct(series: pl.Series, parse) -> tuple[pl.Series, pl.Series, list]:
     them back by string costs more than it saves: then `parse` gets the rows themselves,
     `n` = 1 and an `_i` row index it must pass through, and the join is by that integer.
     """
-    sample = series.head(DISTINCT_SAMPLE).drop_nulls()
-    if sample.len() >= 1_000 and sample.n_unique() > 0.9 * sample.len():
+    if _mostly_distinct(series, 0.9):
         rows = (
             series.to_frame("raw")
             .with_row_index("_i")
@@ -282,26 +287,18 @@ def parse_money(series: pl.Series) -> ParsedColumn:
             value=pl.col("raw").str.strip_chars().cast(pl.Decimal(18, 2), strict=False),
         ).with_columns(problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")))
         d = d.filter(~is_plain)
-        shaped_dot_votes = 0
-        shaped = d.clear().select(_ROW_INDEX, "raw", value=pl.lit(None, pl.Decimal(18, 2)))
-        if SHAPED_FAST_PATH:
-            is_shaped = pl.col("raw").str.contains(_US_AMOUNT)
-            shaped = d.filter(is_shaped)
-            shaped_dot_votes = shaped.filter(pl.col("raw").str.contains(".", literal=True))[
-                "n"
-            ].sum()
-            shaped = shaped.select(
-                _ROW_INDEX,
-                "raw",
-                value=pl.col("raw")
-                .str.replace(r"^(?:\$|USD ?)", "")
-                .str.replace_all(",", "", literal=True)
-                .cast(pl.Decimal(18, 2), strict=False),
-            )
-            d = d.filter(~is_shaped)
-        shaped = shaped.with_columns(
-            problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number"))
-        )
+        is_shaped = pl.col("raw").str.contains(_US_AMOUNT) if SHAPED_FAST_PATH else pl.lit(False)
+        shaped = d.filter(is_shaped)
+        shaped_dot_votes = shaped.filter(pl.col("raw").str.contains(".", literal=True))["n"].sum()
+        shaped = shaped.select(
+            _ROW_INDEX,
+            "raw",
+            value=pl.col("raw")
+            .str.replace(r"^(?:\$|USD ?)", "")
+            .str.replace_all(",", "", literal=True)
+            .cast(pl.Decimal(18, 2), strict=False),
+        ).with_columns(problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")))
+        d = d.filter(~is_shaped)
         raw = pl.col("raw")
         d = d.with_columns(
             negative=raw.str.contains(r"^\s*\(.*\)\s*$")
@@ -429,8 +426,7 @@ def _per_distinct(series: pl.Series, parse: Callable[[pl.Series], ParsedColumn])
     value when values repeat (a deal file names a few dozen owners and accounts' URLs over a
     million rows; a file without the column is all null), and joined back; on the rows
     themselves when most differ (where counting them costs more than it saves)."""
-    sample = series.head(DISTINCT_SAMPLE).drop_nulls()
-    if len(series) < 1_000 or sample.n_unique() > 0.5 * sample.len() > 0:
+    if len(series) < 1_000 or _mostly_distinct(series, 0.5):
         return parse(series)
     distinct = series.drop_nulls().unique()
     parsed = parse(distinct)
