@@ -39,7 +39,7 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 from jf_pipeline import tenants as tenant_store
 from jf_pipeline import warehouse as wh
 from jf_pipeline.approval import APPROVE_JOB, approval_run_config
-from jf_pipeline.assets import OUTCOME_TAG
+from jf_pipeline.assets import OUTCOME_TAG, WAREHOUSE_POOL
 from jf_pipeline.contract import FILE_NAMES, is_valid_tenant_id
 from jf_pipeline.core.events import (
     TenantState,
@@ -258,6 +258,36 @@ def record_failed_run(
         context.log.info(f"recorded failed run {run.run_id} of tenant {tenant}")
 
 
+_PRIMED_POOLS: set[tuple[str, str]] = set()
+"""(instance directory, pool) pairs whose limit row this process has seen or made."""
+
+
+def prime_pools(context: SensorEvaluationContext) -> None:
+    """Give the publish pool its limit row before any run needs it.
+
+    Dagster creates a pool's row from `pools.default_limit` when the first run claims it. On
+    PostgreSQL two runs that do so at once fail all but one (a unique violation aborts the
+    transaction, dagster-io/dagster#33552; one of 40 first runs failed so, and was retried).
+    The sensor requests every run, so the row it makes here, once, comes first. A failure is
+    logged, not raised: the tick goes on and Dagster makes the row as before."""
+    instance = context.instance
+    key = (instance.root_directory, WAREHOUSE_POOL)
+    if key in _PRIMED_POOLS:
+        return
+    try:
+        storage = instance.event_log_storage
+        if (
+            storage.supports_global_concurrency_limits
+            and instance.global_op_concurrency_default_limit is not None
+            and WAREHOUSE_POOL not in storage.get_concurrency_keys()
+        ):
+            storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+            context.log.info(f"created pool {WAREHOUSE_POOL} with the instance's default limit")
+        _PRIMED_POOLS.add(key)
+    except Exception as exc:  # noqa: BLE001 - Dagster's own path remains
+        context.log.warning(f"could not create pool {WAREHOUSE_POOL} ahead of its runs: {exc}")
+
+
 def landing_tick(
     context: SensorEvaluationContext,
     landing: ResourceParam[LandingStore],
@@ -265,6 +295,7 @@ def landing_tick(
 ) -> SensorResult:
     """The landing sensor's tick (see `build_sensors`): a listing of the landing zone, or
     with `JF_EVENTS` the queue's events (`event_tick`) between listings."""
+    prime_pools(context)
     generation, reconciled_at, old_cursor = parse_cursor(context.cursor)
     state_store = LandingState(
         context.instance.run_storage, generation, namespace_of(landing.describe())

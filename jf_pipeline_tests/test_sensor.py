@@ -337,3 +337,45 @@ def test_a_tick_explanation_stays_short_with_many_tenants():
     assert lines[:2] == ["t000: settling 1/10 s", "t001: settling 1/10 s"]
     assert "... and 490 more settling" in lines and "2 tenants unchanged" in lines
     assert len(lines) == 13
+
+
+@pytest.mark.integration
+def test_the_sensor_gives_the_publish_pool_its_row_before_runs_race_to(
+    tmp_path, postgres_server, landing_root, monkeypatch
+):
+    """On PostgreSQL, runs that create a pool's row at once fail all but one
+    (dagster-io/dagster#33552; seen as one failed run in 40 first runs): the landing sensor,
+    which requests every run, creates the publish pool's row from deploy/dagster.yaml's
+    default limit before its first run request, once per process, and leaves a limit an
+    operator set alone."""
+    import shutil
+
+    from dagster import DagsterInstance
+
+    from jf_pipeline.assets import WAREHOUSE_POOL
+    from jf_pipeline_tests.conftest import PROJECT
+
+    database = postgres_server.create_database()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    for key, value in postgres_server.instance_env(database).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(sensors, "_PRIMED_POOLS", set())
+    with DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+
+        def pools() -> dict:
+            return {p.name: (p.limit, p.from_default) for p in storage.get_pool_limits()}
+
+        assert WAREHOUSE_POOL not in pools()
+        data = Ticker(instance, landing_root).tick()
+        assert data.run_requests  # the first tick requests the sample tenants' runs
+        assert pools()[WAREHOUSE_POOL] == (1, True)
+        # What Dagster's claim checks before making the row itself: now there is one.
+        assert storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1
+
+        storage.set_concurrency_slots(WAREHOUSE_POOL, 3)  # an operator's own limit
+        monkeypatch.setattr(sensors, "_PRIMED_POOLS", set())  # a restarted code server
+        Ticker(instance, landing_root).tick()
+        assert pools()[WAREHOUSE_POOL] == (3, False)
