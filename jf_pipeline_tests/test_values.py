@@ -187,6 +187,13 @@ def test_deliberate_differences_from_dateutil_hold():
         ("12.345.678,90", "12345678.90"),
         ("0,99", "0.99"),
         ("1.03444E11", "103444000000.00"),
+        # Accounting negatives with the currency outside the parentheses (an outside
+        # attack found these read as positive).
+        ("$(1,234.56)", "-1234.56"),
+        ("$ (1,234.56)", "-1234.56"),
+        ("USD (5)", "-5.00"),
+        ("(5) EUR", "-5.00"),
+        ("($1,234.56)", "-1234.56"),
     ],
 )
 def test_money_in_common_notations(text, expected):
@@ -217,6 +224,40 @@ def test_mostly_distinct_amounts_parse_row_by_row_to_the_same_result(monkeypatch
     assert fast.problem.to_list() == slow.problem.to_list()
     assert fast.problem.drop_nulls().unique().to_list() == ["invalid_number"]
     assert fast.values[0] is None and fast.values[4] == Decimal("-111.39")  # "(111.39)"
+
+
+def test_amounts_beyond_cents_are_rounded_and_said_so():
+    """DECIMAL(18,2) keeps cents: a third decimal changes the value, and a changed value is
+    reported (value_rounded). Half to even, as the stored decimal rounds; trailing zeros and
+    two-decimal amounts change nothing and are not flagged, whichever path reads them."""
+    texts = ["$5.555", "$1,234.567", "5.545", "-$5.555", "1.23456E2", "5.550", "$5.55", "7.1"]
+    parsed = parse_money(pl.Series("v", texts))
+    assert parsed.values.to_list() == [
+        Decimal(x) for x in ("5.56", "1234.57", "5.54", "-5.56", "123.46", "5.55", "5.55", "7.10")
+    ]
+    assert parsed.problem.to_list() == [None] * len(texts)
+    assert parsed.changed.to_list() == ["value_rounded"] * 5 + [None] * 3
+
+
+def test_a_rounded_amount_is_imported_with_a_warning():
+    """Through the cleaning of a deals file: the deal is importable, its value rounded, and
+    rejected_rows says so with the value as delivered."""
+    from jf_pipeline.contract import DEALS
+    from jf_pipeline.core.cleaning import clean_table
+    from jf_pipeline.core.reading import read_table
+
+    csv = (
+        b"deal_unique_id,name,target_close_date,owner_email,value,account_unique_id,account_name\n"
+        b"D1,One,2026-01-02,a@b.example,$1234.565,A1,Acme\n"
+        b"D2,Two,2026-01-02,a@b.example,12.50,A1,Acme\n"
+    )
+    table = clean_table(read_table(csv, DEALS), DEALS)
+    assert table.rows["value"].to_list() == [Decimal("1234.56"), Decimal("12.50")]
+    warned = table.problems.filter(pl.col("reason") == "value_rounded")
+    assert warned.select("row_number", "severity", "column", "value").rows() == [
+        (1, "warning", "value", "$1234.565")
+    ]
+    assert "stored as 1234.56" in warned["message"][0]
 
 
 @pytest.mark.parametrize("text", ["abc", "ca. zehn", "1.2.3,4,5", "$", "12abc"])

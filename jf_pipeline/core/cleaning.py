@@ -276,6 +276,25 @@ def clean_table(
         missing = values.is_null()
         bad = parsed.problem.is_not_null()
         with_flags = frame.with_columns(_missing=missing, _problem=parsed.problem)
+        if parsed.changed is not None and parsed.changed.is_not_null().any():
+            changed = frame.with_columns(_changed=parsed.changed, _stored=parsed.values)
+            for reason in parsed.changed.drop_nulls().unique().sort().to_list():
+                problems.append(
+                    row_problems(
+                        changed.filter(pl.col("_changed") == reason),
+                        file=file,
+                        reason=reason,
+                        message=pl.format(
+                            "{} '{}' is stored as {}: {}",
+                            pl.lit(column.name),
+                            pl.col(f"_raw_{column.name}"),
+                            pl.col("_stored").cast(pl.String),
+                            pl.lit(REASONS[reason][1]),
+                        ),
+                        column=column.name,
+                        record_id=spec.key,
+                    )
+                )
         if column.must_have_value:
             error_flags.append(missing | bad)
             problems.append(

@@ -44,6 +44,7 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "deals_filtered": (WARNING, "deals in stages the tenant does not import were left out"),
     "owner_defaulted": (WARNING, "the owner could not be resolved: the default owner was used"),
+    "value_rounded": (WARNING, "the amount has more than two decimals: rounded to cents"),
     "invalid_optional_value": (WARNING, "an optional value was invalid and left blank"),
     "missing_optional_value": (WARNING, "a recommended value is blank"),
     "ambiguous_date_format": (WARNING, "no value tells day-first from month-first"),

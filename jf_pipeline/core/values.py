@@ -46,6 +46,9 @@ class ParsedColumn:
     """Reason code (String) where a present value was rejected, else null."""
     notes: list[tuple[str, str]] = field(default_factory=list)
     """Column-level (reason, message) pairs, e.g. an ambiguous day/month order."""
+    changed: pl.Series | None = None
+    """Warning reason code (String) where a value was kept but changed (an amount rounded to
+    cents), else null; None when the parser changes no value."""
 
 
 _MISSING = "(?i)^(?:" + "|".join(re.escape(p) for p in MISSING_PLACEHOLDERS) + "|)$"
@@ -83,8 +86,9 @@ def _mostly_distinct(series: pl.Series, share: float) -> bool:
     return sample.len() >= 1_000 and sample.n_unique() > share * sample.len()
 
 
-def _by_distinct(series: pl.Series, parse) -> tuple[pl.Series, pl.Series, list]:
-    """Run `parse(distinct: DataFrame[raw, n]) -> DataFrame[raw, value, problem]` and join back.
+def _by_distinct(series: pl.Series, parse) -> tuple[pl.Series, pl.Series, list, pl.Series | None]:
+    """Run `parse(distinct: DataFrame[raw, n]) -> DataFrame[raw, value, problem]` (and
+    `changed`, if the parser reports kept-but-changed values) and join back.
 
     When nearly every value differs (amounts, ids), counting distinct values and joining
     them back by string costs more than it saves: then `parse` gets the rows themselves,
@@ -114,7 +118,8 @@ def _by_distinct(series: pl.Series, parse) -> tuple[pl.Series, pl.Series, list]:
         counts = series.drop_nulls().value_counts(name="n").rename({series.name: "raw"})
         parsed, notes = parse(counts)
         joined = series.to_frame("raw").join(parsed, on="raw", how="left", maintain_order="left")
-    return joined["value"].alias(series.name), joined["problem"].alias(series.name), notes
+    changed = joined["changed"].alias(series.name) if "changed" in joined.columns else None
+    return joined["value"].alias(series.name), joined["problem"].alias(series.name), notes, changed
 
 
 # --- dates -------------------------------------------------------------------------------
@@ -248,7 +253,7 @@ def parse_dates(series: pl.Series, day_order: str = "auto") -> ParsedColumn:
         ).with_columns(value=pl.when(pl.col("problem").is_null()).then(pl.col("value")))
         return d.select(_ROW_INDEX, "raw", "value", "problem"), notes
 
-    values, problem, notes = _by_distinct(series, parse)
+    values, problem, notes, _ = _by_distinct(series, parse)
     return ParsedColumn(values.cast(pl.Date), problem.cast(pl.String), notes)
 
 
@@ -285,7 +290,10 @@ def parse_money(series: pl.Series) -> ParsedColumn:
             _ROW_INDEX,
             "raw",
             value=pl.col("raw").str.strip_chars().cast(pl.Decimal(18, 2), strict=False),
-        ).with_columns(problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")))
+        ).with_columns(
+            problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")),
+            changed=pl.lit(None, pl.String),  # two decimals at most: nothing to round
+        )
         d = d.filter(~is_plain)
         is_shaped = pl.col("raw").str.contains(_US_AMOUNT) if SHAPED_FAST_PATH else pl.lit(False)
         shaped = d.filter(is_shaped)
@@ -297,11 +305,15 @@ def parse_money(series: pl.Series) -> ParsedColumn:
             .str.replace(r"^(?:\$|USD ?)", "")
             .str.replace_all(",", "", literal=True)
             .cast(pl.Decimal(18, 2), strict=False),
-        ).with_columns(problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")))
+        ).with_columns(
+            problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")),
+            changed=pl.lit(None, pl.String),
+        )
         d = d.filter(~is_shaped)
         raw = pl.col("raw")
         d = d.with_columns(
-            negative=raw.str.contains(r"^\s*\(.*\)\s*$")
+            # `(1,000)`, `($5)`, `$(5)`, `USD (5)`: one parenthesised amount, signs around it.
+            negative=raw.str.contains(r"^[^\d()]*\([^()]*\d[^()]*\)[^\d()]*$")
             | raw.str.contains(r"^\s*[^\d]*-")
             | raw.str.contains(r"-\s*$"),
             # Signs and symbols off first, so `-CHF 5`, `USD -5` and `-$5` all lose the code.
@@ -390,15 +402,34 @@ def parse_money(series: pl.Series) -> ParsedColumn:
                     ).cast(pl.Decimal(18, 2), strict=False)
                 )
             )
-            .with_columns(problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")))
+            .with_columns(
+                problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")),
+                # DECIMAL(18,2) keeps cents: `5.555` is stored as 5.56 (half to even), and
+                # said so. Trailing zeros (`5.550`) change nothing.
+                changed=pl.when(
+                    pl.col("value").is_not_null()
+                    & pl.when(pl.col("shape_ok"))
+                    .then(pl.col("normal").str.contains(r"\.\d{2}\d*[1-9]"))
+                    .otherwise(
+                        pl.col("value").cast(pl.Float64)
+                        != pl.col("core")
+                        .str.replace(",", ".", literal=True)
+                        .cast(pl.Float64, strict=False)
+                        .abs()
+                        * pl.when(pl.col("negative")).then(-1.0).otherwise(1.0)
+                    )
+                ).then(pl.lit("value_rounded")),
+            )
         )
         return (
-            pl.concat([plain, shaped, d.select(_ROW_INDEX, "raw", "value", "problem")]),
+            pl.concat([plain, shaped, d.select(_ROW_INDEX, "raw", "value", "problem", "changed")]),
             [],
         )
 
-    values, problem, notes = _by_distinct(series, parse)
-    return ParsedColumn(values.cast(pl.Decimal(18, 2)), problem.cast(pl.String), notes)
+    values, problem, notes, changed = _by_distinct(series, parse)
+    return ParsedColumn(
+        values.cast(pl.Decimal(18, 2)), problem.cast(pl.String), notes, changed.cast(pl.String)
+    )
 
 
 # --- e-mails and URLs --------------------------------------------------------------------
