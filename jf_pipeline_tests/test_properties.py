@@ -184,8 +184,7 @@ INVALID_DATES = ["TBD", "2017-02-30", "2026-13-45", "Dec 2026", "13/13/2026", "s
 def _both_paths(parser, series):
     from jf_pipeline.core import values as module
 
-    sample = series.head(module.DISTINCT_SAMPLE).drop_nulls()
-    assert sample.len() >= 1_000 and sample.n_unique() > 0.9 * sample.len()  # the row path
+    assert module._mostly_distinct(series, 0.9)  # the row path
     fast = parser(series)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(module, "DISTINCT_SAMPLE", 0)  # always count distinct values
@@ -204,8 +203,10 @@ def _both_paths(parser, series):
 @given(
     size=st.integers(1_060, 1_300),
     seed=st.integers(0, 2**32 - 1),
-    repeats=st.floats(0, 0.05),
-    invalid=st.floats(0, 0.03),
+    # At most ~7 % repeated (repeats, the few invalid texts, same-day collisions): the
+    # values must stay over 90 % distinct for the row path to be the one compared.
+    repeats=st.floats(0, 0.03),
+    invalid=st.floats(0, 0.02),
     blanks=st.floats(0, 0.05),
 )
 def test_every_date_form_at_size_reads_back_and_the_row_path_equals_the_distinct_path(
