@@ -90,9 +90,7 @@ def connect(
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
             time.sleep(delay)
-            # A failed try costs microseconds: the second writer of the publish pool (limit
-            # 2) takes the lock within a quarter second of its release.
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, 2.0)
 
 
 VIEWS = {
@@ -559,9 +557,8 @@ class Writer:
 def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
     """Open the build file for writing, then publish it as the analysts' snapshot.
 
-    Writers are serialised by DuckDB's file lock on the build file (in Dagster at most two
-    wait for it, the `duckdb_warehouse` pool; on Kubernetes one); analysts' connections to
-    the snapshot never take that lock.
+    Writers are serialised by DuckDB's file lock on the build file (and, in Dagster, by the
+    `duckdb_warehouse` pool); analysts' connections to the snapshot never take that lock.
     """
     build = build_path(path)
     if not build.exists() and Path(path).exists():
