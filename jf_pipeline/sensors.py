@@ -258,8 +258,8 @@ def record_failed_run(
         context.log.info(f"recorded failed run {run.run_id} of tenant {tenant}")
 
 
-_PRIMED_POOLS: set[tuple[str, str]] = set()
-"""(instance directory, pool) pairs whose limit row this process has seen or made."""
+_PRIMED_POOLS: set[str] = set()
+"""The instances (by directory) whose publish pool row this process has seen or made."""
 
 
 def prime_pools(context: SensorEvaluationContext) -> None:
@@ -271,7 +271,7 @@ def prime_pools(context: SensorEvaluationContext) -> None:
     The sensor requests every run, so the row it makes here, once, comes first. A failure is
     logged, not raised: the tick goes on and Dagster makes the row as before."""
     instance = context.instance
-    key = (instance.root_directory, WAREHOUSE_POOL)
+    key = instance.root_directory
     if key in _PRIMED_POOLS:
         return
     try:

@@ -295,8 +295,6 @@ def parse_money(series: pl.Series) -> ParsedColumn:
             _ROW_INDEX,
             "raw",
             value=pl.col("raw").str.strip_chars().cast(pl.Decimal(18, 2), strict=False),
-        ).with_columns(
-            problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")),
             changed=pl.lit(None, pl.String),  # two decimals at most: nothing to round
         )
         d = d.filter(~is_plain)
@@ -310,8 +308,6 @@ def parse_money(series: pl.Series) -> ParsedColumn:
             .str.replace(r"^(?:\$|USD ?)", "")
             .str.replace_all(",", "", literal=True)
             .cast(pl.Decimal(18, 2), strict=False),
-        ).with_columns(
-            problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")),
             changed=pl.lit(None, pl.String),
         )
         d = d.filter(~is_shaped)
@@ -408,26 +404,26 @@ def parse_money(series: pl.Series) -> ParsedColumn:
                 )
             )
             .with_columns(
-                problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number")),
                 # DECIMAL(18,2) keeps cents: `5.555` is stored as 5.56 (half to even), and
-                # said so. Trailing zeros (`5.550`) change nothing.
+                # said so. Trailing zeros (`5.550`) change nothing. (`core` has no sign.)
                 changed=pl.when(
                     pl.col("value").is_not_null()
                     & pl.when(pl.col("shape_ok"))
                     .then(pl.col("normal").str.contains(r"\.\d{2}\d*[1-9]"))
                     .otherwise(
-                        pl.col("value").cast(pl.Float64)
+                        pl.col("value").cast(pl.Float64).abs()
                         != pl.col("core")
                         .str.replace(",", ".", literal=True)
                         .cast(pl.Float64, strict=False)
-                        .abs()
-                        * pl.when(pl.col("negative")).then(-1.0).otherwise(1.0)
                     )
                 ).then(pl.lit("value_rounded")),
             )
         )
+        parsed = pl.concat([plain, shaped, d.select(_ROW_INDEX, "raw", "value", "changed")])
         return (
-            pl.concat([plain, shaped, d.select(_ROW_INDEX, "raw", "value", "problem", "changed")]),
+            parsed.with_columns(
+                problem=pl.when(pl.col("value").is_null()).then(pl.lit("invalid_number"))
+            ),
             [],
         )
 
