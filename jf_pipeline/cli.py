@@ -546,7 +546,7 @@ def ingest(
 
     landing = landing_store_from_uri(landing_uri)
     warehouse = warehouse_from_path(warehouse_path)
-    if wh.repair_snapshot(warehouse.path):
+    if wh.repair_snapshot(warehouse.path, warehouse.lock_timeout_seconds):
         print(
             "the analysts' snapshot was behind the last publish: brought up to date",
             file=sys.stderr,
@@ -614,8 +614,9 @@ def ingest(
     rows = []
     with _Interrupts() as interrupted:
         for index, tenant in enumerate(selected, 1):
+            busy = False
             try:
-                row, succeeded = _ingest_one(
+                row, succeeded, busy = _ingest_one(
                     landing,
                     warehouse,
                     found,
@@ -638,6 +639,13 @@ def ingest(
                 return 130
             rows.append(row)
             failed = failed or not succeeded
+            if busy and index < len(selected):  # each would wait as long again
+                print(
+                    f"stopped: {len(selected) - index} more tenant(s) not ingested while "
+                    "the warehouse is busy; run jf ingest again when the other writer is done",
+                    file=sys.stderr,
+                )
+                break
     if as_json:
         print(json.dumps(rows, default=str, indent=1))
     else:
@@ -672,10 +680,11 @@ class _Interrupts(list):
 
 def _ingest_one(
     landing, warehouse, found, tenant, approve, log, progress, interrupted
-) -> tuple[dict, bool]:
+) -> tuple[dict, bool, bool]:
     """One tenant's ingestion by `jf ingest`, with its progress and failure lines on stderr;
-    returns its `ingestions` row (outcome `failed` when it failed before a publish) and
-    whether it succeeded (published, or in part, and not refused)."""
+    returns its `ingestions` row (outcome `failed` when it failed before a publish), whether
+    it succeeded (published, or in part, and not refused), and whether it gave up waiting
+    for another writer."""
     from jf_pipeline import steps
 
     started = time.monotonic()
@@ -690,10 +699,14 @@ def _ingest_one(
     )
     if interrupted and result.error:  # DuckDB's "Query interrupted": say what happened
         result.error = "interrupted (Ctrl-C) during jf ingest: its publish was rolled back"
-    done = wh.last_ingestions(warehouse.path).filter(
-        (pl.col("tenant_id") == tenant) & (pl.col("run_id") == result.run_id)
-    )
-    if not done.height:  # it failed before it could log a publish attempt
+    if result.busy:  # another writer still holds the warehouse: it cannot log the failure
+        done = pl.DataFrame()
+        result.error = f"{result.error} (not logged as failed while the warehouse is busy; the next jf ingest retries it)"
+    else:
+        done = wh.last_ingestions(warehouse.path).filter(
+            (pl.col("tenant_id") == tenant) & (pl.col("run_id") == result.run_id)
+        )
+    if not done.height and not result.busy:  # it failed before it could log an attempt
         try:
             wh.record_failure(
                 warehouse.path,
@@ -709,12 +722,12 @@ def _ingest_one(
     print(f" {row['outcome']} in {seconds:.1f}s", file=sys.stderr)
     log.flush()
     if result.success:
-        return row, True
+        return row, True, False
     for check in result.failed_checks:
         print(f"  {tenant} {check.name}: {terminal_safe(check.description)}", file=sys.stderr)
     if result.error and row["outcome"] == "failed":
         print(f"  {tenant} {terminal_safe(result.error)}", file=sys.stderr)
-    return row, False
+    return row, False, result.busy
 
 
 def _tenant_settings(landing, found) -> tuple[dict[str, int], dict[str, str]]:
@@ -1088,6 +1101,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # as a command: `jf ... | head` should end quietly, as other tools do
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = _parser().parse_args(argv)
+    try:
+        return _command(args)
+    except wh.WarehouseBusy as exc:  # e.g. a long `jf ingest` beside this one
+        print(terminal_safe(exc), file=sys.stderr)
+        return 1
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         if args.command == "status":
             return status(args.warehouse, args.json)

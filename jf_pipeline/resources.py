@@ -813,7 +813,8 @@ class Warehouse(Resource):
 
     path: str = Field(default=DEFAULT_WAREHOUSE, description="DuckDB file analysts open")
     lock_timeout_seconds: float = Field(
-        default=120.0, description="How long a writer waits for another writer"
+        default=120.0,
+        description="How long a writer waits for another writer (JF_WRITER_WAIT_SECONDS)",
     )
     guard_max_drop_share: float = Field(
         default=DEFAULT_MAX_DROP_SHARE,
@@ -830,4 +831,5 @@ def warehouse_from_path(path: str | None = None) -> Warehouse:
     return Warehouse(
         path=path or settings.get("JF_WAREHOUSE"),
         guard_max_drop_share=float(settings.get("JF_GUARD_MAX_DROP")),
+        lock_timeout_seconds=float(settings.get("JF_WRITER_WAIT_SECONDS")),
     )

@@ -55,6 +55,11 @@ SETTINGS: dict[str, Setting] = {
             str(DEFAULT_MAX_DROP_SHARE),
             "publish_guard refuses a publish when valid deals fall by more than this share",
         ),
+        Setting(
+            "JF_WRITER_WAIT_SECONDS",
+            "120",
+            "How long a publish waits for another writer of the warehouse before it fails",
+        ),
         Setting("JF_SENSOR_INTERVAL", "15", "Seconds between landing sensor ticks"),
         Setting(
             "JF_SETTLE_SECONDS",

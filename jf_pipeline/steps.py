@@ -39,6 +39,7 @@ from jf_pipeline.core.report import (
 )
 from jf_pipeline.core.tenant_settings import TenantSettings
 from jf_pipeline.resources import LandingStore, Warehouse
+from jf_pipeline.warehouse import WarehouseBusy
 
 READ_RETRIES = 3
 """Attempts after the first of a tenant's read-and-clean step when it raises: S3 throttling
@@ -276,6 +277,8 @@ class Ingested:
     """`<step>: <exception>` when a step raised."""
     failed_checks: list[Verdict] = field(default_factory=list)
     """The checks that failed, when the ingestion failed (the guard refused)."""
+    busy: bool = False
+    """The publish gave up waiting for another writer: nothing of it was written."""
 
     @property
     def success(self) -> bool:
@@ -327,7 +330,9 @@ def ingest_tenant(
             warehouse, tenant, files, policy, lambda: RunInfo(run_id, started, datetime.now(UTC))
         )
     except Exception as exc:  # noqa: BLE001 - reported per tenant; the others go on
-        return Ingested(run_id, error=f"publish_tenant: {_one_line(exc)}")
+        return Ingested(
+            run_id, error=f"publish_tenant: {_one_line(exc)}", busy=isinstance(exc, WarehouseBusy)
+        )
     write_customer_files(landing, tenant, own, done, log)
     if done.plan.approval_note:
         log.warning(f"{tenant}: {done.plan.approval_note}")

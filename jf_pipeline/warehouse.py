@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -75,6 +76,10 @@ def build_path(path: str | Path) -> Path:
     return p.with_name(f"{p.stem}.build{p.suffix}") if p.suffix else p.with_name(f"{p.name}.build")
 
 
+class WarehouseBusy(TimeoutError):
+    """Another writer held the warehouse for longer than this writer would wait."""
+
+
 def connect(
     path: str | Path, *, read_only: bool = False, timeout: float = 120.0
 ) -> duckdb.DuckDBPyConnection:
@@ -87,10 +92,68 @@ def connect(
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            if "lock" not in str(exc).lower():
                 raise
+            if time.monotonic() > deadline:
+                raise WarehouseBusy(
+                    f"{path} stayed locked by another process for {timeout:g} s "
+                    f"({'reading' if read_only else 'writing'} waits for it): "
+                    f"{_one_line(exc)}"
+                ) from exc
             time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 0.25)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def lock_path(path: str | Path) -> Path:
+    """The writers' lock file beside the build file (`warehouse.build.duckdb.lock`)."""
+    build = build_path(path)
+    return build.with_name(f"{build.name}.lock")
+
+
+@contextlib.contextmanager
+def writers_lock(path: str | Path, timeout: float = 120.0) -> Iterator[None]:
+    """Hold the warehouse's writer lock: one writer at a time, across processes.
+
+    DuckDB's own lock on the build file is not enough. It is a POSIX (`fcntl`) lock, which
+    the kernel drops as soon as the holding process closes *any* handle on that file, and a
+    publish does exactly that when it copies the build file to the snapshot. A second
+    writer could then open the build file, take the swap file for a dead writer's and
+    delete it, and fail the first writer's publish after its commit. This lock is an
+    `flock` on a file of its own, held from before the build file is opened until after
+    the swap, and released by the kernel when its holder dies. The holder's pid and start
+    are written into the file for the message a waiting writer gives up with.
+    """
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    # O_NOFOLLOW: never take (or write into) a file a link planted under our name points at.
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+                    raise WarehouseBusy(
+                        f"another writer held the warehouse {path} for more than {timeout:g} s "
+                        f"({'held by ' + holder if holder else 'holder unknown'}; lock file "
+                        f"{lock}): nothing was written"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+        os.ftruncate(fd, 0)
+        stamp = f"pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC\n"
+        os.pwrite(fd, stamp.encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock (the kernel does too if the process dies)
 
 
 VIEWS = {
@@ -557,34 +620,38 @@ class Writer:
 def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
     """Open the build file for writing, then publish it as the analysts' snapshot.
 
-    Writers are serialised by DuckDB's file lock on the build file (and, in Dagster, by the
-    `duckdb_warehouse` pool); analysts' connections to the snapshot never take that lock.
+    Writers are serialised by the writers' lock (`writers_lock`, and in Dagster also by the
+    `duckdb_warehouse` pool), held until the snapshot is swapped in; analysts' connections
+    to the snapshot never take it. `timeout` bounds the whole wait, raising `WarehouseBusy`.
     """
-    build = build_path(path)
-    if not build.exists() and Path(path).exists():
-        shutil.copyfile(path, build)  # adopt a warehouse made before the build file existed
-    con = connect(build, timeout=timeout)
-    try:
-        # Holding the build file's lock, no other swap can be under way: any swap temp file
-        # left beside the snapshot is from a writer killed mid-copy.
-        remove_stale_swaps(Path(path))
-        # The schema and any upgrade of older histories in one transaction: a writer
-        # killed here leaves the warehouse as it was, to be upgraded by the next.
-        layouts = history_layouts(con)
-        con.execute("BEGIN TRANSACTION")
+    deadline = time.monotonic() + timeout
+    with writers_lock(path, timeout):
+        build = build_path(path)
+        if not build.exists() and Path(path).exists():
+            shutil.copyfile(path, build)  # adopt a warehouse made before the build file existed
+        # Waits only for a process outside the lock (an analyst holding the build file).
+        con = connect(build, timeout=max(deadline - time.monotonic(), 0.0))
         try:
-            ensure_schema(con)
-            upgrade_histories(con, layouts)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        document(con)
-        yield Writer(con)
-        con.execute("CHECKPOINT")
-        publish_snapshot(build, Path(path))
-    finally:
-        con.close()
+            # Holding the writers' lock, no other swap can be under way: any swap temp file
+            # left beside the snapshot is from a writer killed mid-copy.
+            remove_stale_swaps(Path(path))
+            # The schema and any upgrade of older histories in one transaction: a writer
+            # killed here leaves the warehouse as it was, to be upgraded by the next.
+            layouts = history_layouts(con)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                ensure_schema(con)
+                upgrade_histories(con, layouts)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            document(con)
+            yield Writer(con)
+            con.execute("CHECKPOINT")
+            publish_snapshot(build, Path(path))
+        finally:
+            con.close()
 
 
 def _swap_pattern(path: Path) -> re.Pattern:
@@ -600,7 +667,7 @@ def swap_temporary(path: Path) -> Path:
 def remove_stale_swaps(path: Path) -> list[Path]:
     """Delete swap temp files of `path` that a killed writer left (each as big as the
     warehouse). Only names of exactly our pattern are touched; a link is removed, never
-    followed. Call it holding the build file's lock."""
+    followed. Call it holding the writers' lock."""
     removed = []
     if not path.parent.is_dir():
         return removed
@@ -630,16 +697,18 @@ def repair_snapshot(path: str | Path, timeout: float = 120.0) -> bool:
     )
     if not stale() and not leftovers:
         return False
-    con = connect(build, timeout=timeout)  # the writers' lock: no swap is under way now
-    try:
-        remove_stale_swaps(snapshot)
-        if not stale():
-            return False
-        con.execute("CHECKPOINT")
-        publish_snapshot(build, snapshot)
-        return True
-    finally:
-        con.close()
+    deadline = time.monotonic() + timeout
+    with writers_lock(path, timeout):  # no swap is under way now
+        con = connect(build, timeout=max(deadline - time.monotonic(), 0.0))
+        try:
+            remove_stale_swaps(snapshot)
+            if not stale():
+                return False
+            con.execute("CHECKPOINT")
+            publish_snapshot(build, snapshot)
+            return True
+        finally:
+            con.close()
 
 
 def publish_snapshot(build: Path, path: Path) -> None:
@@ -723,28 +792,45 @@ class NoWarehouse(FileNotFoundError):
     pass
 
 
-def _open_for_reading(path: str, prefer_build: bool) -> duckdb.DuckDBPyConnection:
+def _open_for_reading(
+    path: str, prefer_build: bool, timeout: float = 120.0
+) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the snapshot, or to the build file it is a copy of.
 
     Never opens either for writing. DuckDB refuses a read-only connection to a file another
-    process holds read-write (an analyst's session on the snapshot, a writer on the build
-    file): the snapshot is then read through the build file, waiting for a writer's commit.
+    process holds read-write: the build file while a writer publishes, the snapshot while
+    an analyst holds it read-write (or left a WAL that no longer matches it). Both hold the
+    same committed rows but for the publish under way, so the other file is read instead,
+    and only when both are refused does this wait (up to `timeout`).
     """
     snapshot, build = Path(path), build_path(path)
     if not snapshot.is_file() and not build.is_file():
         raise NoWarehouse(f"no warehouse at {path}: run `jf ingest` or `make dev` first")
-    if prefer_build and build.is_file():
-        return connect(build, read_only=True)
-    if not snapshot.is_file():
-        return connect(build, read_only=True)
-    try:
-        return duckdb.connect(str(snapshot), read_only=True)
-    except duckdb.IOException:
-        # Held read-write by an analyst, or a WAL an analyst left that no longer matches
-        # the file: the build file has the same committed rows.
-        if not build.is_file():
-            raise
-        return connect(build, read_only=True)
+    files = [build, snapshot] if prefer_build else [snapshot, build]
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        errors = []
+        for file in files:
+            if not file.is_file():
+                continue
+            try:
+                return duckdb.connect(str(file), read_only=True)
+            except duckdb.IOException as exc:
+                errors.append(exc)
+        if not errors:  # both gone between the checks (a purge): as if never made
+            raise NoWarehouse(f"no warehouse at {path}: run `jf ingest` or `make dev` first")
+        locked = [e for e in errors if "lock" in str(e).lower()]
+        if not locked:
+            raise errors[0]
+        error = locked[0]
+        if time.monotonic() > deadline:
+            raise WarehouseBusy(
+                f"{path} and its build file stayed locked by other processes for "
+                f"{timeout:g} s: {_one_line(error)}"
+            ) from error
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 def read_only_query(

@@ -184,6 +184,102 @@ def test_concurrent_writers_for_different_tenants_are_serialised(landing_root, w
     assert query(warehouse_path, "SELECT count(DISTINCT tenant_id) FROM ingestions") == [(4,)]
 
 
+HOLDER_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from jf_pipeline import warehouse as wh
+    from jf_pipeline_tests.test_reliability import deal_rows
+    with wh.writer(sys.argv[1]) as w:
+        w.replace_tenant("acme", {"importable_deals": deal_rows("acme", 7)}, {"outcome": "published"})
+        # What the snapshot copy does: open and close a handle on the build file. The kernel
+        # drops DuckDB's own (fcntl) lock on it here, while this writer is still publishing.
+        open(wh.build_path(sys.argv[1]), "rb").close()
+        print("holding", flush=True)
+        sys.stdin.readline()
+    print("published", flush=True)
+    """
+)
+
+
+def test_a_writer_keeps_the_warehouse_until_its_snapshot_is_swapped_in(warehouse_path, tmp_path):
+    """Protects the writers' lock: DuckDB's lock on the build file is gone once its holder
+    closes any handle on the file, as the snapshot copy does; a second writer must still
+    wait (it would otherwise delete the first's swap file as stale and fail its publish)."""
+    publish(warehouse_path, "globex", 5)
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER_SCRIPT)
+    holder = subprocess.Popen(
+        [sys.executable, str(script), warehouse_path, str(PROJECT)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        started = time.monotonic()
+        with pytest.raises(wh.WarehouseBusy) as busy, wh.writer(warehouse_path, timeout=1.0):
+            pass
+        assert 1.0 <= time.monotonic() - started < 10
+        message = str(busy.value)
+        assert f"held by pid {holder.pid} since " in message
+        assert "nothing was written" in message
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "published"
+        assert holder.wait(timeout=30) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    publish(warehouse_path, "initech", 3)
+    assert counts(warehouse_path) == {"acme": 7, "globex": 5, "initech": 3}
+
+
+def test_jf_ingest_beside_a_long_publish_gives_up_with_a_clear_message(
+    landing_root, warehouse_path, tmp_path
+):
+    """Protects `jf ingest` when another writer holds the warehouse longer than
+    JF_WRITER_WAIT_SECONDS: one clear line naming the holder, exit 1, no traceback, no
+    second wait; the next `jf ingest` publishes the tenant."""
+    publish(warehouse_path, "globex", 5)
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER_SCRIPT.replace("open(wh.build_path", "print or open(wh.build_path"))
+    holder = subprocess.Popen(
+        [sys.executable, str(script), warehouse_path, str(PROJECT)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    jf = [sys.executable, "-m", "jf_pipeline.cli", "ingest", "--landing", str(landing_root)]
+    jf += ["--warehouse", warehouse_path]
+    env = {**os.environ, "JF_WRITER_WAIT_SECONDS": "2"}
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        for args in (["--tenant", "acme"], []):  # named, and every changed tenant
+            started = time.monotonic()
+            done = subprocess.run(
+                [*jf, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+            )
+            assert time.monotonic() - started < 60
+            assert done.returncode == 1, done.stderr
+            assert "Traceback" not in done.stderr
+            assert f"held by pid {holder.pid} since " in done.stderr
+            assert "not logged as failed while the warehouse is busy" in done.stderr
+            if not args:  # the others would wait as long again: it stops after the first
+                assert "3 more tenant(s) not ingested while the warehouse is busy" in done.stderr
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "published"
+    finally:
+        holder.kill()
+        holder.wait()
+    done = subprocess.run(
+        [*jf, "--tenant", "acme"], cwd=PROJECT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert counts(warehouse_path) == {"acme": 30, "globex": 5}
+
+
 _COUNTER_LOCK = threading.Lock()
 
 
