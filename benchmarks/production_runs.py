@@ -5,7 +5,7 @@
 
 Starts what deploy/docker-compose.yaml starts, as processes (benchmarks/harness.py): a
 PostgreSQL cluster of its own, the code server and the Dagster daemon with deploy/dagster.yaml
-(queued runs, at most 8 at a time, one per tenant, the DuckDB writer pool at 1), plus a moto
+(queued runs, at most 8 at a time, one per tenant, the DuckDB writer pool at 2), plus a moto
 S3 server as the landing zone and intermediate storage. It uploads TENANTS small tenants (100
 deals, 10 accounts, 100 contacts each, benchmarks/generate.py) at once, as a nightly export
 would, and times until every tenant's deals are published. Run history (queue wait, worker

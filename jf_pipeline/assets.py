@@ -54,7 +54,8 @@ from jf_pipeline.steps import CleanFile, RawFile
 OUTCOME_TAG = "jf/outcome"
 """Run tag set once a publish attempt is logged in `ingestions` (sensors.py reads it)."""
 WAREHOUSE_POOL = "duckdb_warehouse"
-"""Concurrency pool of every DuckDB writer; the instance config limits it to 1."""
+"""Concurrency pool of every DuckDB writer; the instance config limits it (2 on one host, 1 on
+Kubernetes): the writers' lock serialises the writes themselves."""
 
 LANDING_RETRY = RetryPolicy(
     max_retries=steps.READ_RETRIES,

@@ -371,9 +371,10 @@ def test_the_sensor_gives_the_publish_pool_its_row_before_runs_race_to(
         assert WAREHOUSE_POOL not in pools()
         data = Ticker(instance, landing_root).tick()
         assert data.run_requests  # the first tick requests the sample tenants' runs
-        assert pools()[WAREHOUSE_POOL] == (1, True)
+        limit = instance.global_op_concurrency_default_limit  # deploy/dagster.yaml's
+        assert pools()[WAREHOUSE_POOL] == (limit, True)
         # What Dagster's claim checks before making the row itself: now there is one.
-        assert storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1
+        assert storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == limit
 
         storage.set_concurrency_slots(WAREHOUSE_POOL, 3)  # an operator's own limit
         monkeypatch.setattr(sensors, "_PRIMED_POOLS", set())  # a restarted code server
