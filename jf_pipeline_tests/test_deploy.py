@@ -491,8 +491,15 @@ def test_helm_values_render_a_valid_instance_matching_deploy_dagster_yaml():
     for section in ("run_monitoring", "run_retries", "telemetry"):
         assert rendered[section] == INSTANCE[section], section
     assert rendered["run_coordinator"]["config"] == INSTANCE["run_queue"]
+    # The same database; on one host through our pooled storage class (the chart only
+    # writes Dagster's own, which opens a connection per statement).
+    pooled = INSTANCE["storage"]["custom"]
+    assert (pooled["module"], pooled["class"]) == (
+        "jf_pipeline.pg_storage",
+        "PooledPostgresStorage",
+    )
     scheme = rendered["storage"]["postgres"]["postgres_db"]["scheme"]
-    assert scheme == INSTANCE["storage"]["postgres"]["postgres_db"]["scheme"]
+    assert scheme == pooled["config"]["postgres_db"]["scheme"]
     # The limits name things that exist: the sensor's tenant tag, and one pool for the only
     # pooled step, the DuckDB writer.
     limits = INSTANCE["concurrency"]["runs"]["tag_concurrency_limits"]
@@ -500,6 +507,52 @@ def test_helm_values_render_a_valid_instance_matching_deploy_dagster_yaml():
     from jf_pipeline.definitions import all_assets
 
     assert {a.op.pool for a in all_assets if a.op.pool} == {WAREHOUSE_POOL}
+
+
+def test_the_production_instance_holds_its_postgres_connections_open(
+    tmp_path, postgres_server, monkeypatch
+):
+    """Protects PooledPostgresStorage (jf_pipeline/pg_storage.py): deploy/dagster.yaml's
+    instance stores a run's events over a connection it keeps, where Dagster's own class
+    opens a PostgreSQL connection per statement (a new backend process each, over a hundred
+    per small run). Both instances store the same 30 events and read them back."""
+    import sqlalchemy
+    from dagster import DagsterInstance, DagsterRun
+
+    database = postgres_server.create_database()
+    for key, value in postgres_server.instance_env(database).items():
+        monkeypatch.setenv(key, value)
+    ours = {k: v for k, v in INSTANCE.items() if k != "run_launcher"}
+    dagsters = {**ours, "storage": {"postgres": ours["storage"]["custom"]["config"]}}
+    opened = {}
+    for name, config in (("ours", ours), ("dagster's", dagsters)):
+        home = tmp_path / name
+        home.mkdir()
+        (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+        with DagsterInstance.from_config(str(home)) as instance:
+            storage = instance.event_log_storage
+            connections = []
+            sqlalchemy.event.listen(
+                storage._engine, "connect", lambda *a, seen=connections: seen.append(1)
+            )
+            run = instance.add_run(DagsterRun(job_name="probe", run_id=str(uuid.uuid4())))
+            for i in range(30):
+                instance.report_engine_event(f"event {i}", run)
+            opened[name] = len(connections)
+            # PostgreSQL drops every connection (a restart, a failover): the next event is
+            # stored all the same, over a new connection.
+            with postgres_server.connect(database) as admin, admin.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    [database],
+                )
+            instance.report_engine_event("after the drop", run)
+            logged = instance.all_logs(run.run_id)
+            expected = [f"event {i}" for i in range(30)] + ["after the drop"]
+            assert [e.message for e in logged] == expected
+    assert opened["dagster's"] >= 30  # what the pool saves: one connection per statement
+    assert opened["ours"] <= 2, opened
 
 
 def test_helm_user_deployment_refers_to_what_exists():
