@@ -714,7 +714,11 @@ def _ingest_one(
                 result.run_id,
                 file_versions(found.tenants[tenant]),
                 result.error or "the run failed before publishing",
+                timeout=warehouse.lock_timeout_seconds,
             )
+        except wh.WarehouseBusy as exc:  # the others would wait as long again
+            print(f"  could not log the failure: {terminal_safe(exc)}", file=sys.stderr)
+            result.busy = True
         except (duckdb.Error, OSError) as exc:  # the warehouse itself may be the fault
             print(f"  could not log the failure: {terminal_safe(exc)}", file=sys.stderr)
     row = done.row(0, named=True) if done.height else {"tenant_id": tenant, "outcome": "failed"}

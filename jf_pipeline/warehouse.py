@@ -92,7 +92,7 @@ def connect(
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
+            if "could not set lock" not in str(exc).lower():
                 raise
             if time.monotonic() > deadline:
                 raise WarehouseBusy(
@@ -751,13 +751,14 @@ def record_failure(
     landing_version: str | None,
     reason: str,
     run_started_at: datetime | None = None,
+    timeout: float = 120.0,
 ) -> bool:
     """Log a run that failed before it could publish (worker killed, a read that kept
     failing) as outcome `failed`, so status and freshness do not claim the tenant's latest
     drop was published. Nothing else changes; a run that already logged an attempt (a
     refusal) is left as it is, and so is a failure overtaken by a run that started later
     and published. Returns whether a row was added."""
-    with writer(path) as w:
+    with writer(path, timeout) as w:
         done = w.con.execute(
             f"SELECT count(*) FROM {ident(INGESTIONS)} WHERE run_id = ?",  # noqa: S608
             [run_id],
@@ -820,7 +821,7 @@ def _open_for_reading(
                 errors.append(exc)
         if not errors:  # both gone between the checks (a purge): as if never made
             raise NoWarehouse(f"no warehouse at {path}: run `jf ingest` or `make dev` first")
-        locked = [e for e in errors if "lock" in str(e).lower()]
+        locked = [e for e in errors if "could not set lock" in str(e).lower()]
         if not locked:
             raise errors[0]
         error = locked[0]
