@@ -701,7 +701,10 @@ def _ingest_one(
         result.error = "interrupted (Ctrl-C) during jf ingest: its publish was rolled back"
     if result.busy:  # another writer still holds the warehouse: it cannot log the failure
         done = pl.DataFrame()
-        result.error = f"{result.error} (not logged as failed while the warehouse is busy; the next jf ingest retries it)"
+        result.error = (
+            f"{result.error} (not logged as failed while the warehouse is busy; "
+            "the next jf ingest retries it)"
+        )
     else:
         done = wh.last_ingestions(warehouse.path).filter(
             (pl.col("tenant_id") == tenant) & (pl.col("run_id") == result.run_id)

@@ -86,22 +86,35 @@ def connect(
     """Open a file, waiting with backoff while another process holds its lock."""
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout
-    delay = 0.05
+    retries = _backoff(timeout)
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            if "could not set lock" not in str(exc).lower():
+            if not _lock_conflict(exc):
                 raise
-            if time.monotonic() > deadline:
+            if not next(retries, False):
                 raise WarehouseBusy(
                     f"{path} stayed locked by another process for {timeout:g} s "
                     f"({'reading' if read_only else 'writing'} waits for it): "
                     f"{_one_line(exc)}"
                 ) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+
+
+def _backoff(timeout: float, first: float = 0.05) -> Iterator[bool]:
+    """One `True` per retry until `timeout` has passed, sleeping before each (doubling, at
+    most 0.25 s: a failed try costs microseconds, and a freed lock is taken soon after)."""
+    deadline = time.monotonic() + timeout
+    delay = first
+    while time.monotonic() <= deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+        yield True
+
+
+def _lock_conflict(exc: duckdb.Error) -> bool:
+    """DuckDB refused the file because another process holds it."""
+    return "could not set lock" in str(exc).lower()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -132,22 +145,19 @@ def writers_lock(path: str | Path, timeout: float = 120.0) -> Iterator[None]:
     # O_NOFOLLOW: never take (or write into) a file a link planted under our name points at.
     fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
-        deadline = time.monotonic() + timeout
-        delay = 0.01
+        retries = _backoff(timeout, first=0.01)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() > deadline:
+                if not next(retries, False):
                     holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
                     raise WarehouseBusy(
                         f"another writer held the warehouse {path} for more than {timeout:g} s "
                         f"({'held by ' + holder if holder else 'holder unknown'}; lock file "
                         f"{lock}): nothing was written"
                     ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
         os.ftruncate(fd, 0)
         stamp = f"pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC\n"
         os.pwrite(fd, stamp.encode(), 0)
@@ -624,6 +634,32 @@ def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
     `duckdb_warehouse` pool), held until the snapshot is swapped in; analysts' connections
     to the snapshot never take it. `timeout` bounds the whole wait, raising `WarehouseBusy`.
     """
+    build = build_path(path)
+    with _locked_build(path, timeout) as con:
+        # Holding the writers' lock, no other swap can be under way: any swap temp file
+        # left beside the snapshot is from a writer killed mid-copy.
+        remove_stale_swaps(Path(path))
+        # The schema and any upgrade of older histories in one transaction: a writer
+        # killed here leaves the warehouse as it was, to be upgraded by the next.
+        layouts = history_layouts(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            ensure_schema(con)
+            upgrade_histories(con, layouts)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        document(con)
+        yield Writer(con)
+        con.execute("CHECKPOINT")
+        publish_snapshot(build, Path(path))
+
+
+@contextlib.contextmanager
+def _locked_build(path: str | Path, timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The build file opened for writing, under the writers' lock; `timeout` bounds both
+    waits together."""
     deadline = time.monotonic() + timeout
     with writers_lock(path, timeout):
         build = build_path(path)
@@ -632,24 +668,7 @@ def writer(path: str | Path, timeout: float = 120.0) -> Iterator[Writer]:
         # Waits only for a process outside the lock (an analyst holding the build file).
         con = connect(build, timeout=max(deadline - time.monotonic(), 0.0))
         try:
-            # Holding the writers' lock, no other swap can be under way: any swap temp file
-            # left beside the snapshot is from a writer killed mid-copy.
-            remove_stale_swaps(Path(path))
-            # The schema and any upgrade of older histories in one transaction: a writer
-            # killed here leaves the warehouse as it was, to be upgraded by the next.
-            layouts = history_layouts(con)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                ensure_schema(con)
-                upgrade_histories(con, layouts)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            document(con)
-            yield Writer(con)
-            con.execute("CHECKPOINT")
-            publish_snapshot(build, Path(path))
+            yield con
         finally:
             con.close()
 
@@ -697,18 +716,13 @@ def repair_snapshot(path: str | Path, timeout: float = 120.0) -> bool:
     )
     if not stale() and not leftovers:
         return False
-    deadline = time.monotonic() + timeout
-    with writers_lock(path, timeout):  # no swap is under way now
-        con = connect(build, timeout=max(deadline - time.monotonic(), 0.0))
-        try:
-            remove_stale_swaps(snapshot)
-            if not stale():
-                return False
-            con.execute("CHECKPOINT")
-            publish_snapshot(build, snapshot)
-            return True
-        finally:
-            con.close()
+    with _locked_build(path, timeout) as con:  # no swap is under way now
+        remove_stale_swaps(snapshot)
+        if not stale():
+            return False
+        con.execute("CHECKPOINT")
+        publish_snapshot(build, snapshot)
+        return True
 
 
 def publish_snapshot(build: Path, path: Path) -> None:
@@ -808,8 +822,7 @@ def _open_for_reading(
     if not snapshot.is_file() and not build.is_file():
         raise NoWarehouse(f"no warehouse at {path}: run `jf ingest` or `make dev` first")
     files = [build, snapshot] if prefer_build else [snapshot, build]
-    deadline = time.monotonic() + timeout
-    delay = 0.05
+    retries = _backoff(timeout)
     while True:
         errors = []
         for file in files:
@@ -821,17 +834,14 @@ def _open_for_reading(
                 errors.append(exc)
         if not errors:  # both gone between the checks (a purge): as if never made
             raise NoWarehouse(f"no warehouse at {path}: run `jf ingest` or `make dev` first")
-        locked = [e for e in errors if "could not set lock" in str(e).lower()]
+        locked = [e for e in errors if _lock_conflict(e)]
         if not locked:
             raise errors[0]
-        error = locked[0]
-        if time.monotonic() > deadline:
+        if not next(retries, False):
             raise WarehouseBusy(
                 f"{path} and its build file stayed locked by other processes for "
-                f"{timeout:g} s: {_one_line(error)}"
-            ) from error
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
+                f"{timeout:g} s: {_one_line(locked[0])}"
+            ) from locked[0]
 
 
 def read_only_query(
